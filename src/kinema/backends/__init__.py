@@ -1,0 +1,1 @@
+"""Model backends: one adapter per model family behind the `Backend` protocol."""

@@ -1,0 +1,1 @@
+"""Flow-matching samplers: a few stateless functions over tensors."""

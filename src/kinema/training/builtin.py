@@ -1,0 +1,185 @@
+"""The built-in model's training: seeded, time-budgeted and resumable.
+
+`kinema train builtin --minutes N [--resume]` runs this loop. Every `checkpoint_minutes` it writes the
+full training state (model, EMA, optimiser, step) to a local state file and the EMA weights in fp16 to
+the package's weights file, so a killed run loses at most one interval and the next session resumes.
+Data for step k comes from a generator seeded by (seed, k): a resumed run sees the same clips.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from kinema.backends.builtin_weights import DEFAULT_WEIGHTS, load_model, read_card, save_model
+from kinema.models.dit import PRESETS, VideoDiT
+from kinema.sampling.flow import add_noise, sample_training_t
+from kinema.training.data import make_batch
+from kinema.world.captions import VOCAB
+from kinema.world.scene import CANVASES
+
+DEFAULT_STATE = Path(".cache/train/builtin/state.pt")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    preset: str = "builtin-s"
+    batch_size: int = 32
+    num_frames: int = 16
+    still_fraction: float = 0.1  # share of steps that train text-to-image on single frames
+    lr: float = 8e-4
+    warmup_steps: int = 200
+    weight_decay: float = 0.01
+    ema_decay: float = 0.999
+    t_mean: float = 0.5  # logit-normal noise levels, leaning toward high noise
+    t_std: float = 1.0
+    t_floor: float = 0.3  # x-loss weight 1/max(t, floor)^2: a v-loss that does not starve high noise
+    seed: int = 0
+    checkpoint_minutes: float = 10.0
+
+
+def loss_fn(
+    model: VideoDiT, clips: torch.Tensor, given: torch.Tensor, ids: torch.Tensor, t: torch.Tensor,
+    noise: torch.Tensor, t_floor: float,
+) -> torch.Tensor:
+    """Weighted x-prediction loss over the frames that are not given."""
+    x_t = add_noise(clips, noise, t)
+    x_in = given * clips + (1.0 - given) * x_t  # given frames enter clean
+    mask = given.expand(-1, 1, -1, clips.shape[3], clips.shape[4])
+    x0_hat = model(x_in, mask, t, ids)
+    weight = 1.0 / t.clamp(min=t_floor) ** 2  # (B,)
+    free = 1.0 - given  # (B, 1, T, 1, 1)
+    err = ((x0_hat - clips) ** 2 * free).mean(dim=(1, 3, 4)).sum(1) / free.sum(dim=(1, 2, 3, 4)).clamp(min=1)
+    return (weight * err).mean()
+
+
+class Trainer:
+    """Holds model, EMA and optimiser; `run(minutes)` trains and checkpoints until the budget ends."""
+
+    def __init__(
+        self, config: TrainConfig, *, state_path: Path = DEFAULT_STATE, weights_path: Path = DEFAULT_WEIGHTS,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.config = config
+        self.state_path = state_path
+        self.weights_path = weights_path
+        self.log = log
+        model_config = PRESETS[config.preset]
+        if model_config.vocab_size != len(VOCAB):
+            raise ValueError(f"preset vocab_size {model_config.vocab_size} != world vocabulary {len(VOCAB)}")
+        self.model = VideoDiT(model_config)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=config.lr, betas=(0.9, 0.99), weight_decay=config.weight_decay
+        )
+        self.step = 0
+        self.clips_seen = 0
+        self.minutes = 0.0
+        self.history: list[dict[str, Any]] = []
+
+    # --- state -------------------------------------------------------------------------------------
+    def resume(self) -> str:
+        """Continue from the full state file if present, else from the shipped EMA weights."""
+        if self.state_path.is_file():
+            state = torch.load(self.state_path, weights_only=False)
+            self.model.load_state_dict(state["model"])
+            self.ema.load_state_dict(state["ema"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.step, self.clips_seen, self.minutes = state["step"], state["clips_seen"], state["minutes"]
+            self.history = state["history"]
+            return f"resumed full state from {self.state_path} at step {self.step}"
+        if self.weights_path.is_file():
+            shipped = load_model(self.weights_path)
+            self.model.load_state_dict(shipped.state_dict())
+            self.ema.load_state_dict(shipped.state_dict())
+            card = read_card(self.weights_path)
+            record = card.get("training", {})
+            self.step, self.clips_seen = record.get("steps", 0), record.get("clips_seen", 0)
+            self.minutes, self.history = record.get("minutes", 0.0), record.get("history", [])
+            return f"resumed from shipped EMA weights {self.weights_path} at step {self.step} (fresh optimiser)"
+        return "no checkpoint found; starting from scratch"
+
+    def save(self) -> None:
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "model": self.model.state_dict(), "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "step": self.step, "clips_seen": self.clips_seen,
+            "minutes": self.minutes, "history": self.history, "config": asdict(self.config),
+        }
+        tmp = self.state_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.state_path)
+        card: dict[str, Any] = {}
+        if self.weights_path.is_file():
+            card = {k: v for k, v in read_card(self.weights_path).items() if k != "config"}
+        card["training"] = {
+            "steps": self.step, "clips_seen": self.clips_seen, "minutes": round(self.minutes, 2),
+            "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+            "config": asdict(self.config), "history": self.history,
+        }
+        save_model(self.ema, self.weights_path, card)
+
+    # --- loop --------------------------------------------------------------------------------------
+    def train_step(self) -> float:
+        c = self.config
+        rng = np.random.default_rng([c.seed, self.step])
+        gen = torch.Generator().manual_seed(c.seed * 1_000_003 + self.step)
+        aspect = list(CANVASES)[self.step % len(CANVASES)]
+        still = rng.random() < c.still_fraction
+        frames = c.num_frames // 2 if still else c.num_frames
+        batch = make_batch(rng, size=c.batch_size, aspect=aspect, num_frames=frames, still=still)
+        clips = torch.from_numpy(batch.clips)
+        t = sample_training_t(c.batch_size, gen, mean=c.t_mean, std=c.t_std)
+        noise = torch.randn(clips.shape, generator=gen)
+        for group in self.optimizer.param_groups:
+            group["lr"] = c.lr * min(1.0, (self.step + 1) / c.warmup_steps)
+        loss = loss_fn(self.model, clips, torch.from_numpy(batch.given), torch.from_numpy(batch.ids), t,
+                       noise, c.t_floor)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self._update_ema()
+        self.step += 1
+        self.clips_seen += c.batch_size
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
+        for e, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+            e.lerp_(p, 1.0 - decay)
+
+    def run(self, minutes: float, *, max_steps: int | None = None) -> None:
+        """Train for `minutes` of wall time (or `max_steps`), checkpointing on the way and at the end."""
+        self.model.train()
+        start = last_save = time.monotonic()
+        losses: list[float] = []
+        while (time.monotonic() - start) / 60 < minutes and (max_steps is None or max_steps > 0):
+            tick = time.monotonic()
+            losses.append(self.train_step())
+            self.minutes += (time.monotonic() - tick) / 60
+            if max_steps is not None:
+                max_steps -= 1
+            if self.step % 50 == 0:
+                avg = float(np.mean(losses[-50:]))
+                self.history.append({"step": self.step, "minutes": round(self.minutes, 2), "loss": round(avg, 5)})
+                self.log(json.dumps(self.history[-1]))
+            if (time.monotonic() - last_save) / 60 >= self.config.checkpoint_minutes:
+                self.save()
+                last_save = time.monotonic()
+                self.log(f"checkpoint at step {self.step}")
+        self.save()
+        if losses:
+            self.log(f"stopped at step {self.step}; last loss {losses[-1]:.4f}; {math.fsum(losses) / len(losses):.4f} mean")
