@@ -53,7 +53,8 @@ def load_model(weights: Path = DEFAULT_WEIGHTS, *, dtype: torch.dtype = torch.fl
             f"built-in weights not found at {weights}; run `kinema train builtin` to create them"
         )
     raw = read_card(weights)["config"]
-    config = DiTConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    config = DiTConfig(**fields)
     model = VideoDiT(config)
     state = load_file(str(weights))
     try:

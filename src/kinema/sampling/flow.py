@@ -24,9 +24,7 @@ def timesteps(steps: int, *, shift: float = 1.0) -> torch.Tensor:
     return (shift * t / (1.0 + (shift - 1.0) * t)).float()
 
 
-def euler_step(
-    x_t: torch.Tensor, x0_hat: torch.Tensor, t: float, t_next: float
-) -> torch.Tensor:
+def euler_step(x_t: torch.Tensor, x0_hat: torch.Tensor, t: float, t_next: float) -> torch.Tensor:
     """Move from noise level t to t_next along the velocity implied by the predicted x0."""
     if t <= 0.0:
         return x0_hat

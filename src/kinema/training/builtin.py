@@ -35,7 +35,7 @@ DEFAULT_STATE = Path(".cache/train/builtin/state.pt")
 @dataclass(frozen=True)
 class TrainConfig:
     preset: str = "builtin-s"
-    batch_size: int = 32
+    batch_size: int = 16
     num_frames: int = 16
     still_fraction: float = 0.1  # share of steps that train text-to-image on single frames
     lr: float = 8e-4
@@ -44,14 +44,19 @@ class TrainConfig:
     ema_decay: float = 0.999
     t_mean: float = 0.5  # logit-normal noise levels, leaning toward high noise
     t_std: float = 1.0
-    t_floor: float = 0.3  # x-loss weight 1/max(t, floor)^2: a v-loss that does not starve high noise
+    t_floor: float = 0.5  # x-loss weight 1/max(t, floor)^2: a v-loss that does not starve high noise
     seed: int = 0
     checkpoint_minutes: float = 10.0
 
 
 def loss_fn(
-    model: VideoDiT, clips: torch.Tensor, given: torch.Tensor, ids: torch.Tensor, t: torch.Tensor,
-    noise: torch.Tensor, t_floor: float,
+    model: VideoDiT,
+    clips: torch.Tensor,
+    given: torch.Tensor,
+    ids: torch.Tensor,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+    t_floor: float,
 ) -> torch.Tensor:
     """Weighted x-prediction loss over the frames that are not given."""
     x_t = add_noise(clips, noise, t)
@@ -68,7 +73,11 @@ class Trainer:
     """Holds model, EMA and optimiser; `run(minutes)` trains and checkpoints until the budget ends."""
 
     def __init__(
-        self, config: TrainConfig, *, state_path: Path = DEFAULT_STATE, weights_path: Path = DEFAULT_WEIGHTS,
+        self,
+        config: TrainConfig,
+        *,
+        state_path: Path = DEFAULT_STATE,
+        weights_path: Path = DEFAULT_WEIGHTS,
         log: Callable[[str], None] = print,
     ) -> None:
         self.config = config
@@ -107,15 +116,22 @@ class Trainer:
             record = card.get("training", {})
             self.step, self.clips_seen = record.get("steps", 0), record.get("clips_seen", 0)
             self.minutes, self.history = record.get("minutes", 0.0), record.get("history", [])
-            return f"resumed from shipped EMA weights {self.weights_path} at step {self.step} (fresh optimiser)"
+            return (
+                f"resumed from shipped EMA weights {self.weights_path} at step {self.step} (fresh optimiser)"
+            )
         return "no checkpoint found; starting from scratch"
 
     def save(self) -> None:
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         state = {
-            "model": self.model.state_dict(), "ema": self.ema.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "step": self.step, "clips_seen": self.clips_seen,
-            "minutes": self.minutes, "history": self.history, "config": asdict(self.config),
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "clips_seen": self.clips_seen,
+            "minutes": self.minutes,
+            "history": self.history,
+            "config": asdict(self.config),
         }
         tmp = self.state_path.with_suffix(".tmp")
         torch.save(state, tmp)
@@ -124,9 +140,12 @@ class Trainer:
         if self.weights_path.is_file():
             card = {k: v for k, v in read_card(self.weights_path).items() if k != "config"}
         card["training"] = {
-            "steps": self.step, "clips_seen": self.clips_seen, "minutes": round(self.minutes, 2),
+            "steps": self.step,
+            "clips_seen": self.clips_seen,
+            "minutes": round(self.minutes, 2),
             "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
-            "config": asdict(self.config), "history": self.history,
+            "config": asdict(self.config),
+            "history": self.history,
         }
         save_model(self.ema, self.weights_path, card)
 
@@ -144,8 +163,9 @@ class Trainer:
         noise = torch.randn(clips.shape, generator=gen)
         for group in self.optimizer.param_groups:
             group["lr"] = c.lr * min(1.0, (self.step + 1) / c.warmup_steps)
-        loss = loss_fn(self.model, clips, torch.from_numpy(batch.given), torch.from_numpy(batch.ids), t,
-                       noise, c.t_floor)
+        loss = loss_fn(
+            self.model, clips, torch.from_numpy(batch.given), torch.from_numpy(batch.ids), t, noise, c.t_floor
+        )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -174,7 +194,9 @@ class Trainer:
                 max_steps -= 1
             if self.step % 50 == 0:
                 avg = float(np.mean(losses[-50:]))
-                self.history.append({"step": self.step, "minutes": round(self.minutes, 2), "loss": round(avg, 5)})
+                self.history.append(
+                    {"step": self.step, "minutes": round(self.minutes, 2), "loss": round(avg, 5)}
+                )
                 self.log(json.dumps(self.history[-1]))
             if (time.monotonic() - last_save) / 60 >= self.config.checkpoint_minutes:
                 self.save()
@@ -182,4 +204,7 @@ class Trainer:
                 self.log(f"checkpoint at step {self.step}")
         self.save()
         if losses:
-            self.log(f"stopped at step {self.step}; last loss {losses[-1]:.4f}; {math.fsum(losses) / len(losses):.4f} mean")
+            self.log(
+                f"stopped at step {self.step}; loss {losses[-1]:.4f} last, "
+                f"{math.fsum(losses) / len(losses):.4f} mean"
+            )

@@ -87,9 +87,7 @@ def tokenize_batch(prompts: list[str | None]) -> np.ndarray:
     return out
 
 
-def caption(
-    rng: np.random.Generator, *, shape: str, colour: str, motion: str, background: str
-) -> str:
+def caption(rng: np.random.Generator, *, shape: str, colour: str, motion: str, background: str) -> str:
     """One wording of a scene, drawn at random among synonyms and templates."""
 
     def pick(options: tuple[str, ...]) -> str:

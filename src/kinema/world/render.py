@@ -138,7 +138,7 @@ def coverage(scene: Scene, frames: np.ndarray) -> np.ndarray:
         sdf = _polygon_sdf(dx, dy, _regular(3, extent, angle))
     else:
         sdf = _star_sdf(dx, dy, extent, angle)
-    return np.clip(0.5 - sdf, 0.0, 1.0)
+    return np.asarray(np.clip(0.5 - sdf, 0.0, 1.0))
 
 
 def _regular(n: int, extent: np.ndarray, angle: np.ndarray, offset: float = 0.0) -> np.ndarray:
@@ -187,7 +187,7 @@ def _star_sdf(dx: np.ndarray, dy: np.ndarray, extent: np.ndarray, angle: np.ndar
 
 def render(scene: Scene, num_frames: int, *, start: int = 0) -> np.ndarray:
     """Frames `start .. start+num_frames-1` of a scene as uint8 (T, H, W, 3)."""
-    return np.rint(render_float(scene, num_frames, start=start)).astype(np.uint8)
+    return np.asarray(np.rint(render_float(scene, num_frames, start=start)), dtype=np.uint8)
 
 
 def render_float(scene: Scene, num_frames: int, *, start: int = 0) -> np.ndarray:
@@ -195,4 +195,4 @@ def render_float(scene: Scene, num_frames: int, *, start: int = 0) -> np.ndarray
     alpha = coverage(scene, np.arange(start, start + num_frames))[..., None]  # (T, H, W, 1)
     colour = np.asarray(COLOURS[scene.colour], dtype=np.float64)
     background = np.asarray(BACKGROUNDS[scene.background], dtype=np.float64)
-    return (background * (1.0 - alpha) + colour * alpha).astype(np.float32)
+    return np.asarray(background * (1.0 - alpha) + colour * alpha, dtype=np.float32)

@@ -1,0 +1,3 @@
+"""Kinema: open, self-hostable AI video generation."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The `kinema` command line: the composition root that reads settings and builds the pieces."""

@@ -1,0 +1,86 @@
+"""`kinema train builtin` and `kinema eval builtin`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kinema.cli.main import build_engine, clear_errors, console, eval_app, train_app
+from kinema.settings import Settings
+
+
+@train_app.command("builtin")
+def train_builtin(
+    minutes: Annotated[float, typer.Option(help="Wall-clock budget for this run.")] = 30.0,
+    resume: Annotated[
+        bool, typer.Option(help="Continue from the last checkpoint or the shipped weights.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the data stream.")] = 0,
+    weights: Annotated[Path | None, typer.Option(help="Where to write the EMA weights.")] = None,
+    state: Annotated[Path, typer.Option(help="Full training state (for exact resume).")] = Path(
+        ".cache/train/builtin/state.pt"
+    ),
+    checkpoint_minutes: Annotated[float, typer.Option(help="Minutes between checkpoints.")] = 10.0,
+) -> None:
+    """Train the built-in model on the rendered world, checkpointing as it goes."""
+    import torch
+
+    from kinema.backends.builtin_weights import DEFAULT_WEIGHTS
+    from kinema.training.builtin import TrainConfig, Trainer
+
+    settings = Settings()
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    target = weights or settings.builtin_weights or DEFAULT_WEIGHTS
+    with clear_errors():
+        if not resume and (target.exists() or state.exists()):
+            console.print(
+                f"[yellow]note:[/yellow] {target} or {state} exists; pass --resume to continue it, "
+                "or remove them to start over"
+            )
+            raise typer.Exit(2)
+        trainer = Trainer(
+            TrainConfig(seed=seed, checkpoint_minutes=checkpoint_minutes),
+            state_path=state,
+            weights_path=target,
+            log=lambda line: console.print(line, highlight=False),
+        )
+        if resume:
+            console.print(trainer.resume())
+        trainer.run(minutes)
+    typer.echo(str(target))
+
+
+@eval_app.command("builtin")
+def eval_builtin(
+    clips: Annotated[int, typer.Option(help="Text-to-video clips to grade.")] = 200,
+    i2v_clips: Annotated[int, typer.Option(help="Image-to-video clips to grade.")] = 40,
+    long_seconds: Annotated[
+        float, typer.Option(help="Also grade an extension chain this long (0: skip).")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of prompts and noise.")] = 0,
+    steps: Annotated[int | None, typer.Option(help="Denoising steps (default: the model's std).")] = None,
+    guidance: Annotated[float | None, typer.Option(help="Guidance scale (default: the model's).")] = None,
+    output: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here.")] = None,
+) -> None:
+    """Grade the built-in model with the analytic checker: colour, shape, motion, background."""
+    from kinema.training.evaluate import EvalConfig, evaluate
+
+    with clear_errors():
+        engine, _ = build_engine(Settings())
+        config = EvalConfig(
+            clips=clips,
+            i2v_clips=i2v_clips,
+            long_seconds=long_seconds,
+            seed=seed,
+            steps=steps,
+            guidance=guidance,
+        )
+        report = evaluate(engine, config, log=lambda line: console.print(line, highlight=False))
+    text = json.dumps(report.as_dict(), indent=2)
+    if output:
+        output.write_text(text + "\n")
+    typer.echo(text)

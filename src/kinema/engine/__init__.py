@@ -1,0 +1,1 @@
+"""The engine: one request becomes one video (or image); modes, long-video extension, codecs."""
