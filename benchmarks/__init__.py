@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` (python -m benchmarks) prints ratios measured in one run."""
