@@ -31,11 +31,16 @@ def save_model(model: VideoDiT, weights: Path, card: dict[str, Any]) -> None:
     tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
     tmp = weights.with_suffix(".tmp")
     save_file(tensors, str(tmp))
+    tmp.chmod(0o644)
     tmp.replace(weights)
-    full = {"config": dataclasses.asdict(model.config), **card}
-    tmp_card = weights.with_suffix(".json.tmp")
-    tmp_card.write_text(json.dumps(full, indent=2) + "\n")
-    tmp_card.replace(card_path(weights))
+    write_card(weights, {**card, "config": dataclasses.asdict(model.config)})
+
+
+def write_card(weights: Path, card: dict[str, Any]) -> None:
+    """Replace the JSON card of `weights` atomically."""
+    tmp = weights.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    tmp.replace(card_path(weights))
 
 
 def read_card(weights: Path) -> dict[str, Any]:

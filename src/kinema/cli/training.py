@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated
@@ -65,6 +66,7 @@ def eval_builtin(
     steps: Annotated[int | None, typer.Option(help="Denoising steps (default: the model's std).")] = None,
     guidance: Annotated[float | None, typer.Option(help="Guidance scale (default: the model's).")] = None,
     output: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here.")] = None,
+    record: Annotated[bool, typer.Option(help="Store the report in the weights' JSON card.")] = False,
 ) -> None:
     """Grade the built-in model with the analytic checker: colour, shape, motion, background."""
     from kinema.training.evaluate import EvalConfig, evaluate
@@ -81,6 +83,14 @@ def eval_builtin(
         )
         report = evaluate(engine, config, log=lambda line: console.print(line, highlight=False))
     text = json.dumps(report.as_dict(), indent=2)
+    if record:
+        from kinema.backends.builtin_weights import DEFAULT_WEIGHTS, read_card, write_card
+
+        weights = Settings().builtin_weights or DEFAULT_WEIGHTS
+        card = read_card(weights)
+        steps = card.get("training", {}).get("steps")
+        card["eval"] = {"steps": steps, "config": dataclasses.asdict(config), **report.as_dict()}
+        write_card(weights, card)
     if output:
         output.write_text(text + "\n")
     typer.echo(text)
