@@ -15,6 +15,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import torch
 from kinema.backends.builtin_weights import DEFAULT_WEIGHTS, load_model, read_card, save_model
 from kinema.models.dit import PRESETS, VideoDiT
 from kinema.sampling.flow import add_noise, sample_training_t
-from kinema.training.data import make_batch
+from kinema.training.data import Batch, make_batch
 from kinema.world.captions import VOCAB
 from kinema.world.scene import CANVASES
 
@@ -47,6 +48,7 @@ class TrainConfig:
     t_floor: float = 0.5  # x-loss weight 1/max(t, floor)^2: a v-loss that does not starve high noise
     seed: int = 0
     checkpoint_minutes: float = 10.0
+    bf16: bool = True  # autocast matmuls to bfloat16
 
 
 def loss_fn(
@@ -92,6 +94,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=config.lr, betas=(0.9, 0.99), weight_decay=config.weight_decay
         )
+        self.device_type = "cpu"
         self.step = 0
         self.clips_seen = 0
         self.minutes = 0.0
@@ -150,22 +153,34 @@ class Trainer:
         save_model(self.ema, self.weights_path, card)
 
     # --- loop --------------------------------------------------------------------------------------
-    def train_step(self) -> float:
+    def batch_for(self, step: int) -> tuple[Batch, torch.Tensor, torch.Tensor]:
+        """The data of `step`: a function of (seed, step) alone, so a resumed run sees the same clips."""
         c = self.config
-        rng = np.random.default_rng([c.seed, self.step])
-        gen = torch.Generator().manual_seed(c.seed * 1_000_003 + self.step)
-        aspect = list(CANVASES)[self.step % len(CANVASES)]
+        rng = np.random.default_rng([c.seed, step])
+        gen = torch.Generator().manual_seed(c.seed * 1_000_003 + step)
+        aspect = list(CANVASES)[step % len(CANVASES)]
         still = rng.random() < c.still_fraction
         frames = c.num_frames // 2 if still else c.num_frames
         batch = make_batch(rng, size=c.batch_size, aspect=aspect, num_frames=frames, still=still)
-        clips = torch.from_numpy(batch.clips)
         t = sample_training_t(c.batch_size, gen, mean=c.t_mean, std=c.t_std)
-        noise = torch.randn(clips.shape, generator=gen)
+        return batch, t, torch.randn(batch.clips.shape, generator=gen)
+
+    def train_step(self, data: tuple[Batch, torch.Tensor, torch.Tensor] | None = None) -> float:
+        c = self.config
+        batch, t, noise = data or self.batch_for(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = c.lr * min(1.0, (self.step + 1) / c.warmup_steps)
-        loss = loss_fn(
-            self.model, clips, torch.from_numpy(batch.given), torch.from_numpy(batch.ids), t, noise, c.t_floor
-        )
+        # bf16 matmuls run ~3x faster than fp32 on CPUs with AVX512-BF16/AMX; weights and loss stay fp32.
+        with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=c.bf16):
+            loss = loss_fn(
+                self.model,
+                torch.from_numpy(batch.clips),
+                torch.from_numpy(batch.given),
+                torch.from_numpy(batch.ids),
+                t,
+                noise,
+                c.t_floor,
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -186,9 +201,14 @@ class Trainer:
         self.model.train()
         start = last_save = time.monotonic()
         losses: list[float] = []
+        # Render the next batch on a second thread while this one trains (NumPy releases the GIL).
+        prefetch = ThreadPoolExecutor(max_workers=1)
+        upcoming = prefetch.submit(self.batch_for, self.step)
         while (time.monotonic() - start) / 60 < minutes and (max_steps is None or max_steps > 0):
             tick = time.monotonic()
-            losses.append(self.train_step())
+            data = upcoming.result()
+            upcoming = prefetch.submit(self.batch_for, self.step + 1)
+            losses.append(self.train_step(data))
             self.minutes += (time.monotonic() - tick) / 60
             if max_steps is not None:
                 max_steps -= 1
@@ -202,6 +222,7 @@ class Trainer:
                 self.save()
                 last_save = time.monotonic()
                 self.log(f"checkpoint at step {self.step}")
+        prefetch.shutdown(cancel_futures=True)
         self.save()
         if losses:
             self.log(
