@@ -19,5 +19,7 @@ def test_shared_types_and_the_world_import_without_torch() -> None:
         "import sys, kinema.spec, kinema.errors, kinema.settings, kinema.world.render, kinema.world.checker, "
         "kinema.world.captions, kinema.storage.local; print('torch' in sys.modules)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert result.stdout.strip() == "False"

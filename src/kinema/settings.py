@@ -13,3 +13,4 @@ class Settings(BaseSettings):
     data_dir: Path = Path("kinema-data")
     torch_threads: int | None = None  # None: torch's default (all cores)
     builtin_weights: Path | None = None  # None: the weights shipped in the package
+    models_file: Path | None = None  # a TOML list of open-weight models to serve besides the built-in one

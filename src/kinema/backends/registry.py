@@ -2,7 +2,8 @@
 
 The built-in families register the same way a third-party package would (pyproject.toml
 `[project.entry-points."kinema.backends"]`). A `Registry` maps served model ids to a family and its
-options, creates each backend once, and says clearly when a model id is unknown.
+options, creates each backend once, and says clearly when a model id is unknown. A model that cannot
+be loaded is reported with its reason (`status`); it never takes the other models down.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from kinema.backends.base import Backend
-from kinema.errors import ModelLoadError, UnknownModel
+from kinema.errors import KinemaError, ModelLoadError, UnknownModel
 from kinema.spec import Capabilities
 
 GROUP = "kinema.backends"
@@ -35,9 +36,21 @@ class ModelEntry:
 DEFAULT_MODELS = (ModelEntry(id="builtin", family="builtin"),)
 
 
+@dataclass(frozen=True)
+class ModelStatus:
+    """One served model as the registry sees it: what it can do, or why it cannot be used."""
+
+    id: str
+    family: str
+    capabilities: Capabilities | None = None
+    error: str | None = None
+
+
 class Registry:
     def __init__(self, models: tuple[ModelEntry, ...] = DEFAULT_MODELS) -> None:
         self.models = {m.id: m for m in models}
+        if len(self.models) != len(models):
+            raise ModelLoadError("two served models share one id; give each model its own id")
         self._backends: dict[str, Backend] = {}
 
     def get(self, model_id: str) -> Backend:
@@ -46,16 +59,42 @@ class Registry:
             known = ", ".join(sorted(self.models)) or "none"
             raise UnknownModel(f"unknown model {model_id!r}; served models: {known}")
         if model_id not in self._backends:
-            entry = self.models[model_id]
-            found = families()
-            if entry.family not in found:
-                raise ModelLoadError(
-                    f"no backend family {entry.family!r} is installed for model {model_id!r}; "
-                    f"installed: {', '.join(sorted(found))}"
-                )
-            cls = found[entry.family].load()
-            self._backends[model_id] = cls(model_id, **entry.options)
+            self._backends[model_id] = self._create(self.models[model_id])
         return self._backends[model_id]
 
+    def _create(self, entry: ModelEntry) -> Backend:
+        found = families()
+        if entry.family not in found:
+            raise ModelLoadError(
+                f"no backend family {entry.family!r} is installed for model {entry.id!r}; "
+                f"installed: {', '.join(sorted(found))}"
+            )
+        try:
+            cls = found[entry.family].load()
+        except ImportError as exc:
+            raise ModelLoadError(f"the {entry.family!r} backend cannot be imported ({exc})") from None
+        try:
+            backend: Backend = cls(entry.id, **entry.options)
+        except TypeError as exc:  # an option this family does not take
+            raise ModelLoadError(
+                f"model {entry.id!r}: {exc}; see docs/models.md for the options of {entry.family!r}"
+            ) from None
+        return backend
+
+    def status(self) -> list[ModelStatus]:
+        """Every served model with its capabilities or the reason it cannot be used."""
+        listing = []
+        for entry in self.models.values():
+            try:
+                caps = self.get(entry.id).capabilities()
+            except KinemaError as exc:
+                listing.append(ModelStatus(entry.id, entry.family, error=str(exc)))
+            except Exception as exc:  # a broken third-party backend must not hide the others
+                listing.append(ModelStatus(entry.id, entry.family, error=f"{type(exc).__name__}: {exc}"))
+            else:
+                listing.append(ModelStatus(entry.id, entry.family, capabilities=caps))
+        return listing
+
     def capabilities(self) -> list[Capabilities]:
-        return [self.get(model_id).capabilities() for model_id in self.models]
+        """The capabilities of the models that can be used (see `status` for the others)."""
+        return [s.capabilities for s in self.status() if s.capabilities is not None]

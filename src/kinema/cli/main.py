@@ -1,11 +1,10 @@
-"""`kinema` commands: generate, image, models, eval, train.
+"""`kinema` commands: generate, image, models (cli/models.py), eval, train.
 
 Errors print one clear sentence and exit with status 2; a live progress bar shows generation.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -17,7 +16,6 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from kinema.errors import KinemaError
 from kinema.settings import Settings
@@ -58,16 +56,23 @@ def clear_errors() -> Iterator[None]:
 
 
 def build_engine(settings: Settings) -> Any:
-    """The composition root for local generation: threads, model registry, engine."""
+    """The composition root for local generation: threads, model registry, engine.
+
+    The built-in model is always served; `settings.models_file` adds open-weight models.
+    """
     import torch
 
+    from kinema.backends.models_file import read_models_file
     from kinema.backends.registry import ModelEntry, Registry
     from kinema.engine.generation import Engine
 
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     options = {"weights": settings.builtin_weights} if settings.builtin_weights else {}
-    registry = Registry((ModelEntry(id="builtin", family="builtin", options=options),))
+    entries: tuple[ModelEntry, ...] = (ModelEntry(id="builtin", family="builtin", options=options),)
+    if settings.models_file is not None:
+        entries += read_models_file(settings.models_file)
+    registry = Registry(entries)
     return Engine(registry.get), registry
 
 
@@ -200,33 +205,6 @@ def image_command(
         _generate(request, output, "drawing")
 
 
-@app.command()
-def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List served models and what each can do."""
-    with clear_errors():
-        _, registry = build_engine(Settings())
-        caps = registry.capabilities()
-    if as_json:
-        typer.echo(json.dumps([c.model_dump(mode="json") for c in caps], indent=2))
-        return
-    table = Table(
-        "model", "family", "can do", "canvases (HxW)", "fps", "frames/segment", "steps std/pro", "about"
-    )
-    for c in caps:
-        canvases = ", ".join(f"{a} {h}x{w}" for a, (h, w) in c.canvases.items())
-        table.add_row(
-            c.model,
-            c.family,
-            ", ".join(sorted(c.kinds)),
-            canvases,
-            str(c.fps),
-            str(c.max_frames),
-            f"{c.steps['std']}/{c.steps['pro']}",
-            c.description,
-        )
-    Console().print(table)
-
-
 def _aspect(value: str) -> AspectRatio:
     if value not in ("16:9", "9:16", "1:1"):
         raise fail(f"--aspect must be 16:9, 9:16 or 1:1, not {value!r}")
@@ -243,6 +221,7 @@ def _str(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
 
+from kinema.cli import models as _models  # noqa: E402  (registers `models`)
 from kinema.cli import training as _training  # noqa: E402  (registers `eval` and `train`)
 
-del _training
+del _models, _training
