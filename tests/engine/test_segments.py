@@ -1,7 +1,9 @@
 import numpy as np
+import pytest
 
 from kinema.backends.fake import FakeBackend
 from kinema.engine.segments import MAX_COLOUR_SHIFT, match_colour, plan_segments
+from kinema.errors import InvalidRequest
 
 
 def test_segments_cover_three_minutes_and_respect_the_window() -> None:
@@ -23,3 +25,10 @@ def test_small_colour_shifts_are_pulled_back_to_the_anchor_and_big_ones_kept() -
     np.testing.assert_array_equal(match_colour(drifted, anchor)[0, 0, 0, 0], (100, 50, 20))
     new_scene = np.full((1, 4, 6, 6, 3), (100 + 2 * MAX_COLOUR_SHIFT, 50, 20), np.uint8)
     np.testing.assert_array_equal(match_colour(new_scene, anchor), new_scene)
+
+
+def test_a_model_without_frame_input_refuses_to_chain_instead_of_cutting() -> None:
+    caps = FakeBackend().capabilities().model_copy(update={"context_frames": 0})
+    assert len(plan_segments(16, caps, continues=False)) == 1
+    with pytest.raises(InvalidRequest, match="cannot continue a video"):
+        plan_segments(40, caps, continues=False)

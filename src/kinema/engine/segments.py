@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kinema.errors import InvalidRequest
 from kinema.spec import Capabilities, legal_frames
 
 MAX_COLOUR_SHIFT = 12.0  # RGB levels; larger differences are content, not drift
@@ -25,6 +26,12 @@ class SegmentPlan:
 
 def plan_segments(total_new: int, caps: Capabilities, *, continues: bool) -> list[SegmentPlan]:
     """Split `total_new` frames into backend calls; `continues` when the first one extends a video."""
+    if caps.context_frames == 0 and (continues or total_new > caps.max_frames):
+        seconds = caps.max_frames / caps.fps
+        raise InvalidRequest(
+            f"model {caps.model!r} cannot continue a video (it takes no frames as input); "
+            f"ask for at most {seconds:g} s or use a model that can extend"
+        )
     plans: list[SegmentPlan] = []
     remaining = total_new
     while remaining > 0:
