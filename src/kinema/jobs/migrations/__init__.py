@@ -1,0 +1,1 @@
+"""Alembic migrations of the task store, shipped inside the package; run by `kinema.jobs.migrate`."""

@@ -1,0 +1,336 @@
+"""The task store on SQL: SQLite (embedded, WAL) or Postgres (at scale), through SQLAlchemy 2.
+
+`open_store(url)` migrates the database and returns a `SqlTaskStore`. Writes take row locks: on Postgres
+`SELECT … FOR UPDATE` (claims add `SKIP LOCKED`, so workers never wait on each other); on SQLite every
+write transaction is `BEGIN IMMEDIATE`, which serialises writers across processes. The state machine
+lives in `transitions`; this module only reads, locks and writes rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Engine, Select, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from kinema.jobs import migrate
+from kinema.jobs import transitions as tr
+from kinema.jobs.clock import Clock, SystemClock, to_ms
+from kinema.jobs.database import make_engine
+from kinema.jobs.ids import new_task_id
+from kinema.jobs.schema import TaskRow
+from kinema.jobs.store import (
+    DEFAULT_RETENTION,
+    STATUSES,
+    DuplicateTask,
+    Heartbeat,
+    Status,
+    Task,
+    TaskNotFound,
+    TaskPage,
+)
+from kinema.spec import Kind
+
+
+def open_store(
+    url: str, *, clock: Clock | None = None, retention: timedelta = DEFAULT_RETENTION
+) -> SqlTaskStore:
+    """Connect to `url` (sqlite:///path or postgresql://...), apply pending migrations, return the store."""
+    engine = make_engine(url)
+    try:
+        migrate.upgrade(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return SqlTaskStore(engine, clock=clock, retention=retention)
+
+
+def claim_query(models: Collection[str] | None) -> Select[TaskRow]:
+    """The next queued task, highest priority then oldest, read off the index `ix_tasks_queue`."""
+    query = select(TaskRow).where(TaskRow.status == "submitted")
+    if models is not None:
+        query = query.where(TaskRow.model.in_(models))
+    query = query.order_by(TaskRow.priority.desc(), TaskRow.created_at, TaskRow.task_id).limit(1)
+    # SKIP LOCKED (Postgres): a row another worker is claiming right now is passed over, not waited for.
+    return query.with_for_update(skip_locked=True)
+
+
+class SqlTaskStore:
+    """A `TaskStore` on one SQLAlchemy engine; thread-safe (one session per operation)."""
+
+    def __init__(
+        self, engine: Engine, *, clock: Clock | None = None, retention: timedelta = DEFAULT_RETENTION
+    ) -> None:
+        self.engine = engine
+        self._clock = clock or SystemClock()
+        self._retention = retention
+        self._reads = sessionmaker(engine, expire_on_commit=False)
+        self._writes = sessionmaker(
+            engine.execution_options(kinema_sqlite_begin="IMMEDIATE"), expire_on_commit=False
+        )
+
+    def _now(self) -> datetime:
+        return to_ms(self._clock.now())
+
+    def _locked(self, session: Session, task_id: str) -> TaskRow | None:
+        return session.get(TaskRow, task_id, with_for_update=True)
+
+    def _owned(self, session: Session, task_id: str, account_id: str) -> TaskRow:
+        row = self._locked(session, task_id)
+        if row is None or row.account_id != account_id:
+            raise TaskNotFound(f"no task {task_id} in account {account_id!r}; check the id and the account")
+        return row
+
+    def create(
+        self,
+        *,
+        account_id: str,
+        kind: Kind,
+        model: str,
+        request: Mapping[str, Any],
+        external_task_id: str | None = None,
+        priority: int = 0,
+        max_attempts: int = 3,
+    ) -> Task:
+        tr.check_new_task(
+            account_id=account_id,
+            kind=kind,
+            model=model,
+            external_task_id=external_task_id,
+            priority=priority,
+            max_attempts=max_attempts,
+        )
+        stored_request = tr.json_copy("request", dict(request))
+        for _ in range(3):  # a fresh id only collides by a freak of chance; try again with another
+            row = _new_row(
+                account_id=account_id,
+                kind=kind,
+                model=model,
+                request=stored_request,
+                external_task_id=external_task_id,
+                priority=priority,
+                max_attempts=max_attempts,
+                now=self._now(),
+            )
+            try:
+                with self._writes.begin() as session:
+                    session.add(row)
+                return _to_task(row)
+            except IntegrityError:
+                if external_task_id is not None and (
+                    dup := self.get_by_external(external_task_id, account_id)
+                ):
+                    raise DuplicateTask(
+                        tr.duplicate_message(account_id, external_task_id, dup.task_id)
+                    ) from None
+        raise RuntimeError("three fresh task ids collided in a row; the id generator is broken, report a bug")
+
+    def get(self, task_id: str, account_id: str) -> Task | None:
+        with self._reads() as session:
+            row = session.get(TaskRow, task_id)
+            return _to_task(row) if row is not None and row.account_id == account_id else None
+
+    def get_by_external(self, external_task_id: str, account_id: str) -> Task | None:
+        query = select(TaskRow).where(
+            TaskRow.account_id == account_id, TaskRow.external_task_id == external_task_id
+        )
+        with self._reads() as session:
+            row = session.scalars(query).one_or_none()
+            return _to_task(row) if row is not None else None
+
+    def list(
+        self,
+        account_id: str,
+        *,
+        kinds: Collection[Kind] | None = None,
+        statuses: Collection[Status] | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> TaskPage:
+        tr.check_list(offset=offset, limit=limit, kinds=kinds, statuses=statuses)
+        where: list[ColumnElement[bool]] = [TaskRow.account_id == account_id]
+        if kinds is not None:
+            where.append(TaskRow.kind.in_(kinds))
+        if statuses is not None:
+            where.append(TaskRow.status.in_(statuses))
+        page = select(TaskRow).where(*where).order_by(TaskRow.created_at.desc(), TaskRow.task_id.desc())
+        with self._reads() as session:
+            total = session.scalar(select(func.count()).select_from(TaskRow).where(*where)) or 0
+            rows = session.scalars(page.offset(offset).limit(limit)).all()
+            return TaskPage(tuple(_to_task(row) for row in rows), total)
+
+    def claim(
+        self, worker_id: str, lease_seconds: float, models: Collection[str] | None = None
+    ) -> Task | None:
+        tr.check_lease(worker_id, lease_seconds)
+        tr.check_names("models", models)
+        now = self._now()
+        with self._writes.begin() as session:
+            self._settle_expired(session, now)
+            row = session.scalars(claim_query(models)).one_or_none()
+            if row is None:
+                return None
+            _apply(row, tr.claimed(row, worker_id, lease_seconds, now))
+            return _to_task(row)
+
+    def _settle_expired(self, session: Session, now: datetime) -> None:
+        query = (
+            select(TaskRow)
+            .where(TaskRow.status == "processing", TaskRow.lease_expires_at <= now)
+            .with_for_update(skip_locked=True)
+        )
+        for row in session.scalars(query):
+            _apply(row, tr.lease_expired(row, now, self._retention))
+        session.flush()
+
+    def heartbeat(
+        self,
+        task_id: str,
+        worker_id: str,
+        lease_seconds: float,
+        *,
+        progress: float | None = None,
+        stage: str | None = None,
+        preview_key: str | None = None,
+    ) -> Heartbeat:
+        tr.check_lease(worker_id, lease_seconds)
+        changes = tr.heartbeat(
+            self._now(), lease_seconds, progress=progress, stage=stage, preview_key=preview_key
+        )
+        with self._writes.begin() as session:
+            row = self._locked(session, task_id)
+            if row is None or row.status != "processing" or row.lease_owner != worker_id:
+                return Heartbeat(held=False, cancel_requested=row is not None and row.cancel_requested)
+            _apply(row, changes)
+            return Heartbeat(held=True, cancel_requested=row.cancel_requested)
+
+    def complete(self, task_id: str, worker_id: str, outputs: Sequence[Mapping[str, Any]]) -> Task:
+        stored = tr.json_outputs(outputs)
+        with self._writes.begin() as session:
+            row = tr.check_holder(self._locked(session, task_id), task_id, worker_id)
+            _apply(row, tr.completed(stored, self._now(), self._retention))
+            return _to_task(row)
+
+    def fail(self, task_id: str, worker_id: str, *, error: str, retryable: bool) -> Task:
+        tr.check_error(error)
+        with self._writes.begin() as session:
+            row = tr.check_holder(self._locked(session, task_id), task_id, worker_id)
+            _apply(
+                row, tr.failed(row, error, retryable=retryable, now=self._now(), retention=self._retention)
+            )
+            return _to_task(row)
+
+    def request_cancel(self, task_id: str, account_id: str) -> Task:
+        with self._writes.begin() as session:
+            row = self._owned(session, task_id, account_id)
+            _apply(row, tr.cancel(row, self._now(), self._retention))
+            return _to_task(row)
+
+    def retry(self, task_id: str, account_id: str) -> Task:
+        with self._writes.begin() as session:
+            row = self._owned(session, task_id, account_id)
+            _apply(row, tr.retried(row, self._now()))
+            return _to_task(row)
+
+    def delete(self, task_id: str, account_id: str) -> None:
+        with self._writes.begin() as session:
+            row = self._owned(session, task_id, account_id)
+            tr.check_deletable(row)
+            session.delete(row)
+
+    def counts_by_status(self) -> dict[Status, int]:
+        counts = dict.fromkeys(STATUSES, 0)
+        with self._reads() as session:
+            for status, count in session.execute(
+                select(TaskRow.status, func.count()).group_by(TaskRow.status)
+            ):
+                counts[cast(Status, status)] = count
+        return counts
+
+    def expired(self, now: datetime, limit: int = 100) -> Sequence[Task]:
+        tr.check_list(offset=0, limit=limit, kinds=None, statuses=None)
+        query = (
+            select(TaskRow)
+            .where(TaskRow.expires_at.is_not(None), TaskRow.expires_at <= to_ms(now))
+            .order_by(TaskRow.expires_at, TaskRow.task_id)
+            .limit(limit)
+        )
+        with self._reads() as session:
+            return [_to_task(row) for row in session.scalars(query)]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _new_row(
+    *,
+    account_id: str,
+    kind: str,
+    model: str,
+    request: dict[str, Any],
+    external_task_id: str | None,
+    priority: int,
+    max_attempts: int,
+    now: datetime,
+) -> TaskRow:
+    return TaskRow(
+        task_id=new_task_id(),
+        account_id=account_id,
+        external_task_id=external_task_id,
+        kind=kind,
+        model=model,
+        request=request,
+        status="submitted",
+        priority=priority,
+        attempt=0,
+        max_attempts=max_attempts,
+        lease_owner=None,
+        lease_expires_at=None,
+        cancel_requested=False,
+        progress=0.0,
+        stage="",
+        preview_key=None,
+        outputs=[],
+        error=None,
+        created_at=now,
+        updated_at=now,
+        started_at=None,
+        finished_at=None,
+        expires_at=None,
+    )
+
+
+def _apply(row: TaskRow, changes: tr.Changes) -> None:
+    for name, value in changes.items():
+        setattr(row, name, value)
+
+
+def _to_task(row: TaskRow) -> Task:
+    return Task(
+        task_id=row.task_id,
+        account_id=row.account_id,
+        external_task_id=row.external_task_id,
+        kind=cast(Kind, row.kind),
+        model=row.model,
+        request=row.request,
+        status=cast(Status, row.status),
+        priority=row.priority,
+        attempt=row.attempt,
+        max_attempts=row.max_attempts,
+        lease_owner=row.lease_owner,
+        lease_expires_at=row.lease_expires_at,
+        cancel_requested=row.cancel_requested,
+        progress=row.progress,
+        stage=row.stage,
+        preview_key=row.preview_key,
+        outputs=row.outputs,
+        error=row.error,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        expires_at=row.expires_at,
+    )

@@ -1,0 +1,197 @@
+"""The task store is the queue: the `TaskStore` Protocol, the `Task` record and the store's errors.
+
+A task moves submitted → processing → succeed | failed | cancelled; workers hold a task through a lease
+they renew by heartbeat. This module says what every store promises; it knows no SQL, HTTP or engine.
+Implementations: `kinema.jobs.sql` (SQLite, Postgres) and `kinema.jobs.memory` (the fake for tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol, get_args
+
+from kinema.errors import InvalidRequest, KinemaError
+from kinema.spec import Kind
+
+Status = Literal["submitted", "processing", "succeed", "failed", "cancelled"]
+STATUSES: tuple[Status, ...] = get_args(Status)
+FINISHED: frozenset[Status] = frozenset({"succeed", "failed", "cancelled"})
+KINDS: tuple[Kind, ...] = get_args(Kind)
+DEFAULT_RETENTION = timedelta(days=30)
+MAX_PAGE = 1000
+
+
+class DuplicateTask(InvalidRequest):
+    """The account already has a task with this `external_task_id`."""
+
+
+class TaskNotFound(KinemaError, LookupError):
+    """No such task in the caller's account (another account's task is not found either)."""
+
+
+class InvalidTransition(KinemaError):
+    """The task's status does not allow the operation (retry a running task, cancel a finished one)."""
+
+
+class LeaseLost(KinemaError):
+    """The worker no longer holds the task's lease; its result must be dropped."""
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One task row. Timestamps are UTC at millisecond precision; `outputs` hold storage keys.
+
+    `error` is the last error seen: set while a retry waits after a failed attempt, final once
+    `failed`, cleared on success. `progress` is 0..1 over all stages; `stage` names the current one.
+    """
+
+    task_id: str
+    account_id: str
+    external_task_id: str | None
+    kind: Kind
+    model: str
+    request: dict[str, Any]
+    status: Status
+    priority: int
+    attempt: int
+    max_attempts: int
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    cancel_requested: bool
+    progress: float
+    stage: str
+    preview_key: str | None
+    outputs: list[dict[str, Any]]
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    expires_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    """One page of `TaskStore.list`, newest first, and the number of tasks matching the filters."""
+
+    tasks: tuple[Task, ...]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """What a heartbeat tells the worker: stop when `should_stop` (lease lost or cancel requested)."""
+
+    held: bool
+    cancel_requested: bool
+
+    @property
+    def should_stop(self) -> bool:
+        return not self.held or self.cancel_requested
+
+
+class TaskStore(Protocol):
+    """The durable record of every task, and the queue workers claim from.
+
+    Account-scoped operations treat another account's task as missing. A worker id must be unique per
+    worker process (host, pid and a random suffix), so a restarted worker never inherits a dead lease.
+    """
+
+    def create(
+        self,
+        *,
+        account_id: str,
+        kind: Kind,
+        model: str,
+        request: Mapping[str, Any],
+        external_task_id: str | None = None,
+        priority: int = 0,
+        max_attempts: int = 3,
+    ) -> Task:
+        """Queue a task atomically; raises `DuplicateTask` (creating nothing) on a reused external id."""
+        ...
+
+    def get(self, task_id: str, account_id: str) -> Task | None: ...
+
+    def get_by_external(self, external_task_id: str, account_id: str) -> Task | None: ...
+
+    def list(
+        self,
+        account_id: str,
+        *,
+        kinds: Collection[Kind] | None = None,
+        statuses: Collection[Status] | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> TaskPage:
+        """The account's tasks, newest first, `limit` (1..MAX_PAGE) of them after skipping `offset`."""
+        ...
+
+    def claim(
+        self, worker_id: str, lease_seconds: float, models: Collection[str] | None = None
+    ) -> Task | None:
+        """Lease the next task (highest priority, then oldest) to `worker_id`, or None if none is ready.
+
+        First settles every expired lease: the task is queued again, or failed once its attempts are
+        spent, or cancelled if a cancel was pending. `models` limits the claim to those models.
+        """
+        ...
+
+    def heartbeat(
+        self,
+        task_id: str,
+        worker_id: str,
+        lease_seconds: float,
+        *,
+        progress: float | None = None,
+        stage: str | None = None,
+        preview_key: str | None = None,
+    ) -> Heartbeat:
+        """Renew the lease and record progress; only the lease holder's heartbeat changes anything.
+
+        A lease that ran out is still held until another worker's claim settles it, so a worker that
+        stalled briefly keeps its task if nobody took it meanwhile.
+        """
+        ...
+
+    def complete(self, task_id: str, worker_id: str, outputs: Sequence[Mapping[str, Any]]) -> Task:
+        """Mark the task succeed with `outputs`; raises `LeaseLost` unless `worker_id` holds the lease.
+
+        A cancel requested while the worker was finishing does not discard the finished outputs.
+        """
+        ...
+
+    def fail(self, task_id: str, worker_id: str, *, error: str, retryable: bool) -> Task:
+        """End the holder's attempt: queued again if retryable and attempts remain, else failed.
+
+        A task with a pending cancel ends cancelled instead. Raises `LeaseLost` like `complete`.
+        """
+        ...
+
+    def request_cancel(self, task_id: str, account_id: str) -> Task:
+        """Cancel a queued task at once; flag a running one for its worker to stop between steps."""
+        ...
+
+    def retry(self, task_id: str, account_id: str) -> Task:
+        """Queue a failed or cancelled task again, with fresh attempts."""
+        ...
+
+    def delete(self, task_id: str, account_id: str) -> None:
+        """Remove a task that is not running (its media are the caller's to delete)."""
+        ...
+
+    def counts_by_status(self) -> dict[Status, int]:
+        """Tasks per status over all accounts (every status present, zeros included)."""
+        ...
+
+    def expired(self, now: datetime, limit: int = 100) -> Sequence[Task]:
+        """Finished tasks whose retention ended at or before `now`, oldest expiry first."""
+        ...
+
+    def close(self) -> None: ...
