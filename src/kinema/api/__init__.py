@@ -1,0 +1,1 @@
+"""The HTTP API: Kling-compatible task endpoints and Kinema's own. Never imports torch."""

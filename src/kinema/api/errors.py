@@ -1,0 +1,72 @@
+"""Kling error codes and the envelope every response wears (shared/KLING_API.md §1, §8).
+
+An error is always a non-2xx status with a non-zero `code` and no `data`; success is HTTP 200, code 0,
+message "SUCCEED". Every response carries a fresh `request_id`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+STATUS_OF_CODE = {
+    1000: 401, 1001: 401, 1002: 401, 1003: 401, 1004: 401,
+    1100: 429, 1102: 429, 1103: 403,
+    1200: 400, 1201: 400, 1202: 404, 1203: 404,
+    1301: 400, 1302: 429, 1303: 429,
+    5000: 500, 5001: 503, 5002: 504,
+}  # fmt: skip
+
+
+class ApiError(Exception):
+    """An error with a Kling code; its HTTP status follows from the code."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = STATUS_OF_CODE[code]
+
+
+def envelope(data: Any) -> dict[str, Any]:
+    return {"code": 0, "message": "SUCCEED", "request_id": str(uuid.uuid4()), "data": data}
+
+
+def error_body(code: int, message: str) -> dict[str, Any]:
+    return {"code": code, "message": message, "request_id": str(uuid.uuid4())}
+
+
+async def handle_api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
+
+
+async def handle_validation(request: Request, exc: Exception) -> JSONResponse:
+    """Pydantic errors become 400/1201 naming the field, or 1200 when the body is not JSON at all."""
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request", "type": ""}
+    if first.get("type") in ("json_invalid", "model_attributes_type") or first.get("loc") == ("body",):
+        return JSONResponse(
+            error_body(1200, "the body must be a JSON object; check Content-Type and syntax"), 400
+        )
+    where = ".".join(str(p) for p in first["loc"] if p not in ("body", "query", "path"))
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return JSONResponse(error_body(1201, f"{where}: {message}" if where else message), status_code=400)
+
+
+async def handle_http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return JSONResponse(
+            error_body(1202, f"no route {request.method} {request.url.path}"), status_code=404
+        )
+    if exc.status_code == 405:
+        return JSONResponse(
+            error_body(1202, f"method {request.method} not allowed on {request.url.path}"), 404
+        )
+    return JSONResponse(error_body(1200, str(exc.detail)), status_code=exc.status_code)
