@@ -17,7 +17,8 @@ def test_import_linter_contracts_are_kept() -> None:
 def test_shared_types_and_the_world_import_without_torch() -> None:
     code = (
         "import sys, kinema.spec, kinema.errors, kinema.settings, kinema.world.render, kinema.world.checker, "
-        "kinema.world.captions, kinema.storage.local, kinema.jobs, kinema.api.auth, kinema.api.errors; print('torch' in sys.modules)"
+        "kinema.world.captions, kinema.storage.local, kinema.jobs, kinema.api.auth, kinema.api.errors; "
+        "print('torch' in sys.modules)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
