@@ -17,18 +17,17 @@ import numpy as np
 
 from kinema.backends.base import Segment, StepCallback, StopCheck, check_given
 from kinema.backends.pipeline import (
-    LoadOptions,
     Offload,
     Progress,
     check_shape,
     generator,
     keep_given,
     library,
+    load_options,
     load_pipeline,
     override,
     prepare,
     read_config,
-    require_diffusers,
     to_pil,
     to_uint8,
 )
@@ -84,13 +83,17 @@ class CogVideoXBackend:
         steps: dict[str, int] | None = None,
         pipeline: Any = None,
     ) -> None:
-        require_diffusers(model)
-        if weights is None and pipeline is None:
-            raise ModelLoadError(
-                f"model {model!r} has no `weights`; set a folder or a hub id in the models file"
-            )
         self.model = model
-        self.options = LoadOptions(str(weights), revision, dtype, device, offload, vae_tiling)
+        self.options = load_options(
+            model,
+            weights,
+            pipeline,
+            revision=revision,
+            dtype=dtype,
+            device=device,
+            offload=offload,
+            vae_tiling=vae_tiling,
+        )
         self.overrides: dict[str, Any] = {"canvases": canvases, "max_frames": max_frames, "steps": steps}
         self._pipe = pipeline if pipeline is None else prepare(pipeline)
 

@@ -257,3 +257,21 @@ def override(
     if steps is not None:
         data["steps"] = {**data["steps"], **steps}
     return Capabilities.model_validate(data)
+
+
+def load_options(
+    model: str,
+    weights: str | None,
+    pipeline: Any,
+    *,
+    revision: str | None,
+    dtype: str,
+    device: str,
+    offload: Offload,
+    vae_tiling: bool,
+) -> LoadOptions:
+    """Check that the extra is installed and weights are named (unless a built pipeline is given)."""
+    require_diffusers(model)
+    if weights is None and pipeline is None:
+        raise ModelLoadError(f"model {model!r} has no `weights`; set a folder or a hub id in the models file")
+    return LoadOptions(str(weights), revision, dtype, device, offload, vae_tiling)
