@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
+	$(VENV)/bin/kinema serve
+
+demo: $(STAMP)
 	$(VENV)/bin/kinema generate "a red circle moving right on a navy background" -o out/demo.mp4
 
 test: $(STAMP)

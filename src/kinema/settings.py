@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     # "*" is the default for every name not listed.
     kling_models: dict[str, str] = {"*": "builtin"}
     allow_hosts: list[str] = []  # hosts that URL inputs and callbacks may reach despite the SSRF rules
+    prices_file: Path | None = None  # TOML price table (credits per second / image per model); None: defaults
     secret: str | None = None  # signs media links; None: a random one kept in <data_dir>/secret.key
     storage: str = "local"  # local | s3
     s3_bucket: str | None = None

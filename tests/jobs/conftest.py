@@ -1,96 +1,67 @@
 """Backends for the task-store contract suite: in memory, SQLite in a temporary file, and Postgres.
 
-Postgres runs when KINEMA_TEST_POSTGRES_URL names a server (each test gets its own schema, dropped after);
-without it the Postgres cases skip, unless KINEMA_REQUIRE_POSTGRES=1 makes them fail.
+The database fixtures (`postgres_url`, `sql_url`, `clock`) come from tests/dbfixtures.py.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
+from dbfixtures import ALL_BACKENDS, clock, postgres_server, postgres_url, sql_url
 from kinema.jobs import FakeClock, MemoryTaskStore, TaskStore, open_store
-from kinema.jobs.database import normalise_url
 
-POSTGRES_ENV = "KINEMA_TEST_POSTGRES_URL"
-ALL_BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("KINEMA_REQUIRE_POSTGRES") == "1":
-        pytest.fail(f"{reason}, and KINEMA_REQUIRE_POSTGRES=1 demands Postgres")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> str:
-    """The normalised URL of the test server's database, checked once per session."""
-    raw = os.environ.get(POSTGRES_ENV)
-    if not raw:
-        _skip_or_fail(f"{POSTGRES_ENV} is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)")
-    url = normalise_url(raw or "").render_as_string(hide_password=False)
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except OperationalError as error:
-        pytest.fail(f"{POSTGRES_ENV}={raw} is set but Postgres cannot be reached: {error}")
-    finally:
-        engine.dispose()
-    return url
-
-
-@pytest.fixture
-def postgres_url(postgres_server: str) -> Iterator[str]:
-    """A URL whose search_path is a fresh schema of its own, so every test starts from nothing."""
-    schema = f"kinema_test_{secrets.token_hex(6)}"
-    admin = create_engine(postgres_server)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = normalise_url(postgres_server).update_query_dict({"options": f"-csearch_path={schema}"})
-    yield url.render_as_string(hide_password=False)
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
-
-
-@pytest.fixture
-def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The database URL of a SQL backend (used via `indirect` parametrisation)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'kinema.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
+__all__ = ["clock", "postgres_server", "postgres_url", "sql_url"]
 
 OpenStore = Callable[[], TaskStore]
+OpenConfigured = Callable[..., TaskStore]
 
 
 @pytest.fixture(params=ALL_BACKENDS)
-def open_handle(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Iterator[OpenStore]:
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """The database URL of the backend under test; None for the in-memory store."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'kinema.db'}"
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return None
+
+
+@pytest.fixture
+def open_handle(backend: str | None, clock: FakeClock) -> Iterator[OpenStore]:
     """Opens another handle on the same backing store, as a second worker process would."""
     opened: list[TaskStore] = []
     memory = MemoryTaskStore(clock=clock)
-    url = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'kinema.db'}"
-    elif request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
 
     def open_one() -> TaskStore:
-        store: TaskStore = memory if url is None else open_store(url, clock=clock)
+        store: TaskStore = memory if backend is None else open_store(backend, clock=clock)
+        opened.append(store)
+        return store
+
+    yield open_one
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def open_configured(backend: str | None, clock: FakeClock) -> Iterator[OpenConfigured]:
+    """Opens a store with options (`hook`, `aging_seconds`) on the fake clock.
+
+    On SQL each call is another handle on the same database; in memory each call is a new, empty store
+    (the options belong to the store), so a test that needs two handles on one store uses SQL only.
+    """
+    opened: list[TaskStore] = []
+
+    def open_one(**options: Any) -> TaskStore:
+        store: TaskStore = (
+            MemoryTaskStore(clock=clock, **options)
+            if backend is None
+            else open_store(backend, clock=clock, **options)
+        )
         opened.append(store)
         return store
 

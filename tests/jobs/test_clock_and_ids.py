@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from kinema.db.clock import to_ms
 from kinema.jobs import FakeClock, SystemClock
-from kinema.jobs.clock import to_ms
 from kinema.jobs.ids import new_task_id
 
 

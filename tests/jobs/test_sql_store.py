@@ -1,5 +1,6 @@
-"""What only the SQL store must do: migrate on open (idempotent, racing processes), match the ORM schema,
-use its indexes, refuse bad URLs, and keep the queue exact across real worker processes."""
+"""What only the SQL task store must do: migrate on open (idempotent, racing processes), use its indexes,
+upsert workers atomically, commit what the hook writes with the task or not at all (even when the process
+dies inside the hook), and keep the queue exact across real worker processes."""
 
 from __future__ import annotations
 
@@ -17,17 +18,15 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import IntegrityError
+from storehelpers import LEASE, make
 
-from kinema.errors import InvalidRequest
-from kinema.jobs import FakeClock, SqlTaskStore, migrate, open_store
-from kinema.jobs.database import make_engine, normalise_url
-from kinema.jobs.schema import Base
+from dbfixtures import SQL_BACKENDS
+from kinema.db import migrate
+from kinema.jobs import FakeClock, SqlTaskStore, TaskEvent, open_store
 from kinema.jobs.sql import claim_query
 
-SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 CHILD = Path(__file__).with_name("store_child.py")
 T = TypeVar("T")
 
@@ -63,23 +62,6 @@ def test_opening_twice_is_idempotent(opener: Opener, sql_url: str, clock: FakeCl
 
 
 @over_sql
-def test_migrations_build_exactly_the_orm_schema(opener: Opener, sql_url: str) -> None:
-    store = opener(sql_url)
-    with store.engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
-        if connection.dialect.name == "sqlite":
-            # SQLite's reflection drops an index column's DESC, so alembic sees ix_tasks_queue change;
-            # check the index's own DDL instead.
-            ddl = connection.exec_driver_sql(
-                "SELECT sql FROM sqlite_master WHERE name = 'ix_tasks_queue'"
-            ).scalar()
-            assert ddl is not None and "(status, priority DESC, created_at, task_id)" in ddl
-            differences = [d for d in differences if d[0][-5:] != "index" or d[1].name != "ix_tasks_queue"]
-
-    assert differences == []
-
-
-@over_sql
 def test_claim_reads_the_queue_index_without_sorting(opener: Opener, sql_url: str) -> None:
     store = opener(sql_url)
     query = claim_query(["builtin", "wan2.1-t2v-1.3b"])
@@ -94,40 +76,155 @@ def test_claim_reads_the_queue_index_without_sorting(opener: Opener, sql_url: st
             assert "ix_tasks_queue" in plan and "Sort" not in plan and "SKIP LOCKED" in sql, plan
 
 
-def test_a_postgres_url_means_psycopg_3() -> None:
-    assert normalise_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
-    assert normalise_url("postgres://u@h/db").drivername == "postgresql+psycopg"
-    assert normalise_url("postgresql+psycopg://u@h/db").drivername == "postgresql+psycopg"
+# --- the hook's SQL commits with the task, or not at all ------------------------------------------------
 
 
-def test_bad_database_urls_are_refused_with_the_fix(tmp_path: Path) -> None:
-    cases = {
-        "mysql://u@h/db": "database 'mysql' is not supported; use sqlite:///",
-        "sqlite://": "SQLite needs a file path",
-        "sqlite:///:memory:": "MemoryTaskStore",
-        f"sqlite:///{tmp_path}/missing/kinema.db": "does not exist; create it first",
-        "not a url": "cannot parse database url 'not a url'",
-    }
-    for url, message in cases.items():
-        with pytest.raises(InvalidRequest, match=message):
-            make_engine(url)
+class Refused(Exception):
+    pass
 
 
-def test_connections_racing_on_a_fresh_sqlite_file_all_end_in_wal_mode(tmp_path: Path) -> None:
-    engines = [make_engine(f"sqlite:///{tmp_path / 'fresh.db'}") for _ in range(12)]
-    start = threading.Barrier(len(engines), timeout=30)
+def scratch_table(store: SqlTaskStore) -> None:
+    """A table of the test's own, standing in for the accounts' ledger that a real hook writes."""
+    with store.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE hook_rows (task_id VARCHAR(32) NOT NULL, event VARCHAR(16))"))
 
-    def journal_mode(engine: Engine) -> str:
+
+def hook_rows(store: SqlTaskStore) -> list[tuple[str, str]]:
+    with store.engine.connect() as connection:
+        rows = connection.execute(text("SELECT task_id, event FROM hook_rows ORDER BY task_id, event"))
+        return [(row[0], row[1]) for row in rows]
+
+
+class LedgerHook:
+    """Writes each event into `hook_rows` on the store's connection, then raises for `refuse` events."""
+
+    def __init__(self) -> None:
+        self.refuse: set[str] = set()
+        self.task_ids: list[str] = []
+
+    def __call__(self, connection: Connection | None, event: TaskEvent) -> None:
+        assert connection is not None and connection.in_transaction()
+        connection.execute(
+            text("INSERT INTO hook_rows (task_id, event) VALUES (:task_id, :event)"),
+            {"task_id": event.task_id, "event": event.event},
+        )
+        self.task_ids.append(event.task_id)
+        if event.event in self.refuse:
+            raise Refused(f"refused {event.event}")
+
+
+@over_sql
+def test_the_hooks_rows_commit_with_the_task(opener: Opener, sql_url: str, clock: FakeClock) -> None:
+    hook = LedgerHook()
+    store = opener(sql_url, clock=clock, hook=hook)
+    scratch_table(store)
+
+    task = make(store)
+    store.claim("w1", LEASE)
+    store.complete(task.task_id, "w1", [{"video": "v.mp4"}])
+
+    assert hook_rows(store) == [(task.task_id, "created"), (task.task_id, "succeed")]
+
+
+@over_sql
+def test_a_refused_create_leaves_neither_the_task_nor_the_hooks_row(
+    opener: Opener, sql_url: str, clock: FakeClock
+) -> None:
+    hook = LedgerHook()
+    store = opener(sql_url, clock=clock, hook=hook)
+    scratch_table(store)
+    hook.refuse = {"created"}
+
+    with pytest.raises(Refused):
+        make(store)
+
+    (task_id,) = hook.task_ids  # the hook did write its row, on the store's transaction
+    assert store.list("acme").total == 0 and hook_rows(store) == []
+    hook.refuse = set()
+    assert store.get(task_id, "acme") is None
+
+
+@over_sql
+def test_a_refused_fail_leaves_neither_the_failure_nor_the_hooks_row(
+    opener: Opener, sql_url: str, clock: FakeClock
+) -> None:
+    hook = LedgerHook()
+    store = opener(sql_url, clock=clock, hook=hook)
+    scratch_table(store)
+    task = make(store)
+    store.claim("w1", LEASE)
+    hook.refuse = {"failed"}
+
+    with pytest.raises(Refused):
+        store.fail(task.task_id, "w1", error="decoder crashed", retryable=False)
+
+    stored = store.get(task.task_id, "acme")
+    assert stored is not None and (stored.status, stored.lease_owner) == ("processing", "w1")
+    assert hook_rows(store) == [(task.task_id, "created")]
+
+
+@over_sql
+def test_a_hooks_own_constraint_error_reaches_the_caller_as_it_is(
+    opener: Opener, sql_url: str, clock: FakeClock
+) -> None:
+    """An IntegrityError from the hook is not mistaken for a clash of task ids (no silent second try)."""
+    calls: list[str] = []
+
+    def duplicate(connection: Connection | None, event: TaskEvent) -> None:
+        assert connection is not None
+        calls.append(event.task_id)
+        for _ in range(2):
+            connection.execute(text("INSERT INTO once (k) VALUES (1)"))
+
+    store = opener(sql_url, clock=clock, hook=duplicate)
+    with store.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE once (k INTEGER PRIMARY KEY)"))
+
+    with pytest.raises(IntegrityError, match="once"):
+        make(store, external_task_id="x")
+
+    assert len(calls) == 1
+    assert store.list("acme").total == 0
+
+
+@pytest.mark.slow
+@over_sql
+def test_a_process_killed_inside_the_hook_leaves_neither_the_task_nor_the_hooks_row(
+    opener: Opener, sql_url: str, tmp_path: Path
+) -> None:
+    setup = opener(sql_url)
+    scratch_table(setup)
+    setup.close()
+
+    with children(1, "hook", sql_url, tmp_path) as (doomed,):
+        line = doomed.read()
+        assert line.startswith("in-hook "), line  # the task row and the hook's row are written...
+        task_id = line.removeprefix("in-hook ")
+        doomed.process.send_signal(signal.SIGKILL)  # ...and the process dies before the commit
+        assert doomed.close() == -signal.SIGKILL
+
+    hook = LedgerHook()
+    restarted = opener(sql_url, hook=hook)
+    assert restarted.get(task_id, "acme") is None and restarted.list("acme").total == 0
+    assert hook_rows(restarted) == []
+    task = make(restarted)  # the dead transaction holds no lock: writing goes on
+    assert hook_rows(restarted) == [(task.task_id, "created")]
+
+
+@over_sql
+def test_a_worker_registering_from_many_threads_at_once_keeps_one_row(opener: Opener, sql_url: str) -> None:
+    stores = [opener(sql_url) for _ in range(2)]
+    start = threading.Barrier(8, timeout=30)
+
+    def register(index: int) -> None:
         start.wait()
-        with engine.connect() as connection:
-            return str(connection.exec_driver_sql("PRAGMA journal_mode").scalar())
+        stores[index % 2].register_worker("gpu-0", [{"id": "builtin", "n": index}])
 
-    with ThreadPoolExecutor(len(engines)) as pool:
-        modes = list(pool.map(journal_mode, engines, timeout=120))
-    for engine in engines:
-        engine.dispose()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(register, range(8), timeout=120))
 
-    assert modes == ["wal"] * len(engines)
+    (worker,) = stores[0].workers()
+    assert worker.worker_id == "gpu-0" and worker.models[0]["n"] in range(8)
 
 
 # --- real processes -------------------------------------------------------------------------------------

@@ -9,38 +9,21 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from storehelpers import LEASE, OpenConfigured, make, refetch
 
 from kinema.errors import InvalidRequest
 from kinema.jobs import (
+    AGING_SECONDS,
     DuplicateTask,
     FakeClock,
     InvalidTransition,
     LeaseLost,
-    Task,
     TaskNotFound,
     TaskStore,
 )
 
 OpenStore = Callable[[], TaskStore]  # the conftest fixture `open_handle`
-LEASE = 30.0
 RETENTION = timedelta(days=30)
-
-
-def make(store: TaskStore, account: str = "acme", **overrides: Any) -> Task:
-    arguments: dict[str, Any] = {
-        "account_id": account,
-        "kind": "text2video",
-        "model": "builtin",
-        "request": {"prompt": "a red circle moving right"},
-    }
-    arguments.update(overrides)
-    return store.create(**arguments)
-
-
-def refetch(store: TaskStore, task: Task) -> Task:
-    found = store.get(task.task_id, task.account_id)
-    assert found is not None, f"task {task.task_id} vanished"
-    return found
 
 
 # --- create, get, list ----------------------------------------------------------------------------------
@@ -219,7 +202,9 @@ def test_timestamps_are_aware_utc_at_millisecond_precision(store: TaskStore, clo
 # --- claiming and leases --------------------------------------------------------------------------------
 
 
-def test_claim_takes_highest_priority_then_oldest(store: TaskStore, clock: FakeClock) -> None:
+def test_claim_takes_higher_priority_first_among_tasks_submitted_close_together(
+    store: TaskStore, clock: FakeClock
+) -> None:
     low = make(store, priority=0)
     clock.advance(1)
     high = make(store, priority=10)
@@ -233,6 +218,146 @@ def test_claim_takes_highest_priority_then_oldest(store: TaskStore, clock: FakeC
 
     expected = [high, later_high, middle, low, negative]
     assert [task.task_id if task else None for task in order] == [t.task_id for t in expected] + [None]
+
+
+def test_equal_priorities_go_oldest_first_even_within_a_millisecond(store: TaskStore) -> None:
+    tasks = [make(store, priority=2) for _ in range(5)]  # the clock stands still: ids break the tie
+
+    claimed = [store.claim("w1", LEASE) for _ in range(5)]
+
+    assert [task.task_id if task else None for task in claimed] == [task.task_id for task in tasks]
+
+
+def test_an_old_low_priority_task_overtakes_newer_high_priority_ones(
+    store: TaskStore, clock: FakeClock
+) -> None:
+    # One priority step is worth AGING_SECONDS (60 s) of waiting: a task queues at
+    # created_at - 60 s * priority.
+    low = make(store, priority=0)  # queues at t
+    clock.advance(100)
+    urgent = make(store, priority=2)  # t + 100 - 120 = t - 20: still ahead of `low`
+    clock.advance(100)
+    late = make(store, priority=3)  # t + 200 - 180 = t + 20: `low` waited longer
+    late_free = make(store, priority=0)  # t + 200
+    early_negative = make(store, priority=-1)  # t + 200 + 60
+
+    order = [store.claim("w1", LEASE) for _ in range(6)]
+
+    expected = [urgent, low, late, late_free, early_negative]
+    assert [task.task_id if task else None for task in order] == [t.task_id for t in expected] + [None]
+
+
+def test_a_free_task_is_claimed_before_a_priority_3_task_submitted_over_3_minutes_later(
+    store: TaskStore, clock: FakeClock
+) -> None:
+    free = make(store, priority=0)
+    clock.advance(3 * AGING_SECONDS + 0.001)
+    paid = make(store, priority=3)
+
+    first = store.claim("w1", LEASE)
+
+    assert first is not None and first.task_id == free.task_id
+    second = store.claim("w1", LEASE)
+    assert second is not None and second.task_id == paid.task_id
+
+
+def test_a_steady_stream_of_high_priority_tasks_never_starves_a_low_one(
+    store: TaskStore, clock: FakeClock
+) -> None:
+    backlog = [make(store, priority=3) for _ in range(5)]
+    low = make(store, priority=0)
+    step, arrivals_per_step = 10.0, 2  # twice as many urgent tasks arrive as one worker can run
+    # Ahead of `low`: the backlog, and the urgent tasks submitted less than 3 priority steps after it.
+    bound = len(backlog) + arrivals_per_step * int(3 * AGING_SECONDS / step) + 1
+
+    claims = 0
+    while True:
+        clock.advance(step)
+        for _ in range(arrivals_per_step):
+            make(store, priority=3)
+        claimed = store.claim("w1", LEASE)
+        assert claimed is not None
+        claims += 1
+        store.complete(claimed.task_id, "w1", [{"video": "v.mp4"}])
+        if claimed.task_id == low.task_id or claims > bound:
+            break
+
+    assert claimed.task_id == low.task_id and claims <= bound
+    assert store.counts_by_status()["submitted"] > len(backlog)  # the urgent queue never ran dry
+
+
+def test_aging_seconds_sets_what_one_priority_step_is_worth(
+    open_configured: OpenConfigured, clock: FakeClock
+) -> None:
+    store = open_configured(aging_seconds=1)
+    free = make(store, priority=0)
+    clock.advance(5)
+    paid = make(store, priority=3)  # 3 steps = 3 s of waiting: not enough to pass a task 5 s older
+    clock.advance(1)
+    very_paid = make(store, priority=10)  # 10 s: enough
+
+    order = [store.claim("w1", LEASE) for _ in range(3)]
+
+    assert [task.task_id if task else None for task in order] == [
+        very_paid.task_id,
+        free.task_id,
+        paid.task_id,
+    ]
+
+
+@pytest.mark.parametrize("aging_seconds", [0, -60, float("nan"), float("inf"), 86_401])
+def test_a_bad_aging_is_refused(open_configured: OpenConfigured, aging_seconds: float) -> None:
+    with pytest.raises(InvalidRequest, match="aging_seconds must be in"):
+        open_configured(aging_seconds=aging_seconds)
+
+
+def test_extreme_priorities_still_queue_in_order(store: TaskStore, clock: FakeClock) -> None:
+    lowest = make(store, priority=-(2**31))
+    highest = make(store, priority=2**31 - 1)
+    clock.advance(1)
+    next_highest = make(store, priority=2**31 - 2)  # both clamp to the earliest place: oldest first
+    middle = make(store, priority=0)
+
+    order = [store.claim("w1", LEASE) for _ in range(4)]
+
+    expected = [highest, next_highest, middle, lowest]
+    assert [task.task_id if task else None for task in order] == [t.task_id for t in expected]
+
+
+def test_a_task_requeued_after_a_lost_lease_keeps_its_place(store: TaskStore, clock: FakeClock) -> None:
+    first = make(store)
+    store.claim("w1", LEASE)
+    clock.advance(1)
+    second = make(store)
+    clock.advance(LEASE)  # w1 died
+
+    again = store.claim("w2", LEASE)
+    assert again is not None and again.task_id == first.task_id
+
+    store.fail(first.task_id, "w2", error="CUDA out of memory", retryable=True)
+    clock.advance(1)
+    third = make(store)
+    order = [store.claim("w3", LEASE) for _ in range(3)]
+    assert [task.task_id if task else None for task in order] == [
+        first.task_id,  # queued again after a retryable failure: still the oldest place
+        second.task_id,
+        third.task_id,
+    ]
+
+
+def test_retry_gives_a_task_a_fresh_place_in_the_queue(store: TaskStore, clock: FakeClock) -> None:
+    old = make(store, priority=1)
+    store.request_cancel(old.task_id, "acme")
+    clock.advance(600)
+    waiting = make(store, priority=0)  # queues at t + 600, behind `old`'s first place (t - 60)
+    clock.advance(90)
+
+    store.retry(old.task_id, "acme")  # queues anew at t + 690 - 60: behind `waiting`
+    first = store.claim("w1", LEASE)
+
+    assert first is not None and first.task_id == waiting.task_id
+    second = store.claim("w1", LEASE)
+    assert second is not None and second.task_id == old.task_id
 
 
 def test_claim_leases_the_task_to_the_worker(store: TaskStore, clock: FakeClock) -> None:
@@ -580,6 +705,110 @@ def test_expired_lists_finished_tasks_past_retention(store: TaskStore, clock: Fa
     assert expired(400) == [first.task_id, second.task_id]
     assert expired(400, limit=1) == [first.task_id]
     assert queued.task_id not in expired(10_000)
+
+
+# --- the workers catalog -------------------------------------------------------------------------------
+
+BUILTIN = {
+    "id": "builtin",
+    "family": "builtin",
+    "capabilities": {"kinds": ["text2video", "image2video"], "max_frames": 80},
+    "error": None,
+}
+BROKEN = {"id": "wan2.1-t2v-14b", "family": "wan", "capabilities": None, "error": "weights not found"}
+
+
+def test_a_registered_worker_is_listed_with_its_models(store: TaskStore, clock: FakeClock) -> None:
+    assert store.workers() == []
+
+    store.register_worker("host-1-42-ab12", [BUILTIN, BROKEN])
+
+    (worker,) = store.workers()
+    assert worker.worker_id == "host-1-42-ab12"
+    assert worker.models == [BUILTIN, BROKEN]
+    assert worker.started_at == worker.seen_at == clock.now()
+    assert worker.seen_at.tzinfo == UTC
+
+
+def test_registering_again_replaces_models_and_keeps_the_start(store: TaskStore, clock: FakeClock) -> None:
+    store.register_worker("w1", [BUILTIN, BROKEN])
+    started = clock.now()
+    later = clock.advance(7.5)
+
+    store.register_worker("w1", [BUILTIN])
+
+    (worker,) = store.workers()
+    assert (worker.models, worker.started_at, worker.seen_at) == ([BUILTIN], started, later)
+
+
+def test_workers_are_listed_most_recently_seen_first(store: TaskStore, clock: FakeClock) -> None:
+    for worker_id in ("old", "middle", "new"):
+        store.register_worker(worker_id, [BUILTIN])
+        clock.advance(1)
+    store.register_worker("old", [BUILTIN])  # a heartbeat brings it to the front
+
+    assert [worker.worker_id for worker in store.workers()] == ["old", "new", "middle"]
+
+
+def test_a_removed_worker_is_no_longer_listed(store: TaskStore) -> None:
+    store.register_worker("w1", [BUILTIN])
+    store.register_worker("w2", [BUILTIN])
+
+    store.remove_worker("w1")
+    store.remove_worker("never-registered")  # does nothing
+
+    assert [worker.worker_id for worker in store.workers()] == ["w2"]
+
+
+def test_worker_models_are_copied_not_aliased(store: TaskStore) -> None:
+    models: list[dict[str, Any]] = [
+        {"id": "builtin", "family": "builtin", "capabilities": {"kinds": ["text2video"]}, "error": None}
+    ]
+    store.register_worker("w1", models)
+    models[0]["capabilities"]["kinds"].append("image2video")
+
+    listed = store.workers()[0].models
+    listed[0]["id"] = "changed"
+
+    assert store.workers()[0].models[0] == {
+        "id": "builtin",
+        "family": "builtin",
+        "capabilities": {"kinds": ["text2video"]},
+        "error": None,
+    }
+
+
+def test_a_worker_with_no_models_is_still_listed(store: TaskStore) -> None:
+    store.register_worker("idle", [])
+
+    assert [(worker.worker_id, worker.models) for worker in store.workers()] == [("idle", [])]
+
+
+@pytest.mark.parametrize(
+    ("worker_id", "models", "message"),
+    [
+        ("", [BUILTIN], "worker_id must be 1 to 128 characters"),
+        ("w" * 129, [BUILTIN], "worker_id must be 1 to 128 characters"),
+        ("w1", "builtin", "models must be a list of dicts with an 'id'"),
+        ("w1", [{"family": "wan"}], "models must be a list of dicts with an 'id'"),
+        ("w1", [{"id": "x", "capabilities": {"fps": float("nan")}}], "models must be plain JSON"),
+    ],
+)
+def test_register_worker_refuses_bad_arguments(
+    store: TaskStore, worker_id: str, models: Any, message: str
+) -> None:
+    with pytest.raises(InvalidRequest, match=message):
+        store.register_worker(worker_id, models)
+    assert store.workers() == []
+
+
+def test_a_second_handle_sees_registered_workers(open_handle: OpenStore) -> None:
+    worker, api = open_handle(), open_handle()
+    worker.register_worker("w1", [BUILTIN])
+
+    assert [info.models for info in api.workers()] == [[BUILTIN]]
+    api.remove_worker("w1")
+    assert worker.workers() == []
 
 
 # --- concurrency ----------------------------------------------------------------------------------------

@@ -54,7 +54,8 @@ def _verify_jwt(token: str, secret_for: SecretLookup) -> Caller:
     if header.get("alg") != "HS256":
         raise ApiError(1002, f"JWT algorithm {header.get('alg')!r} is not accepted; sign with HS256")
     issuer = claims.get("iss")
-    found = secret_for(issuer) if isinstance(issuer, str) else None
+    # A NUL can sit in a JSON string but not in a SQL text column (Postgres refuses the whole query).
+    found = secret_for(issuer) if isinstance(issuer, str) and "\x00" not in issuer else None
     if found is None:
         raise ApiError(1002, "unknown access key in the token's 'iss' claim")
     account_id, secret = found

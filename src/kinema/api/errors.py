@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 STATUS_OF_CODE = {
@@ -21,6 +22,28 @@ STATUS_OF_CODE = {
     1301: 400, 1302: 429, 1303: 429,
     5000: 500, 5001: 503, 5002: 504,
 }  # fmt: skip
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response, as the OpenAPI document shows it: never a `data` field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: int
+    message: str
+    request_id: str
+
+
+# What the OpenAPI document says an operation may answer besides 200. Naming "4XX" also stops FastAPI
+# from documenting its 422 validation error, which this API never sends (validation errors are 400).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {
+        "model": ErrorBody,
+        "description": "Refused (KLING_API.md §8): 400 with 1200/1201/1301, 401 with 1000-1004, 403 with "
+        "1103, 404 with 1202/1203, 429 with 1100/1102/1302/1303",
+    },
+    "5XX": {"model": ErrorBody, "description": "500 with 5000, 503 with 5001, 504 with 5002"},
+}
 
 
 class ApiError(Exception):
@@ -50,7 +73,8 @@ async def handle_validation(request: Request, exc: Exception) -> JSONResponse:
     """Pydantic errors become 400/1201 naming the field, or 1200 when the body is not JSON at all."""
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request", "type": ""}
-    if first.get("type") in ("json_invalid", "model_attributes_type") or first.get("loc") == ("body",):
+    # Only the body itself not being an object is 1200; a nested field that should be one is 1201.
+    if first.get("type") == "json_invalid" or first.get("loc") == ("body",):
         return JSONResponse(
             error_body(1200, "the body must be a JSON object; check Content-Type and syntax"), 400
         )

@@ -221,7 +221,11 @@ def _str(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
 
+from kinema.cli import keys as _keys  # noqa: E402, F401  (registers `keys`)
 from kinema.cli import models as _models  # noqa: E402  (registers `models`)
+from kinema.cli import serve as _serve  # noqa: E402  (registers `serve`)
 from kinema.cli import training as _training  # noqa: E402  (registers `eval` and `train`)
+from kinema.cli import worker as _worker  # noqa: E402, F401  (registers `worker`)
 
-del _models, _training
+del _models, _serve, _training
+from kinema.cli import accounts as _accounts  # noqa: E402, F401  (registers `accounts`)

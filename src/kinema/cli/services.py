@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+from kinema.accounts import SqlAccountStore, open_accounts
+from kinema.accounts.billing import Billing
+from kinema.accounts.prices import PriceTable
 from kinema.errors import KinemaError
-from kinema.jobs import SqlTaskStore, open_store
+from kinema.jobs import SqlTaskStore, Task, open_store
 from kinema.settings import Settings
 from kinema.storage.base import MediaStorage
 
@@ -26,9 +31,12 @@ class Services:
     store: SqlTaskStore
     storage: MediaStorage
     secret: bytes
+    accounts: SqlAccountStore
+    prices: PriceTable
 
     def close(self) -> None:
         self.store.close()
+        self.accounts.close()
 
 
 def signing_secret(settings: Settings) -> bytes:
@@ -70,13 +78,58 @@ def build_storage(settings: Settings, secret: bytes) -> MediaStorage:
 
 
 def build_services(settings: Settings) -> Services:
+    """Store, accounts and media. Credits move inside the store's transactions (the billing hook), so
+    every process that changes tasks, servers and workers alike, charges and refunds the same way."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     secret = signing_secret(settings)
-    store = open_store(
-        settings.resolved_database_url(), retention=timedelta(days=settings.retention_days)
+    url = settings.resolved_database_url()
+    accounts = open_accounts(url)
+    prices = PriceTable.from_toml(settings.prices_file) if settings.prices_file else PriceTable()
+    billing = Billing(accounts, prices=prices)
+    store = open_store(url, retention=timedelta(days=settings.retention_days), hook=billing.hook)
+    return Services(
+        settings=settings,
+        store=store,
+        storage=build_storage(settings, secret),
+        secret=secret,
+        accounts=accounts,
+        prices=prices,
     )
-    return Services(settings=settings, store=store, storage=build_storage(settings, secret), secret=secret)
 
 
 def data_path(settings: Settings, *parts: str) -> Path:
     return settings.data_dir.joinpath(*parts)
+
+
+def notifier(
+    services: Services,
+    webhook_secret: Callable[[str], str | None],
+    sender: Any,
+    *,
+    observe: Callable[[Task], None] | None = None,
+) -> Callable[[Task], None]:
+    """What runs after every status change: metrics, then the task's callback (never blocking).
+
+    The callback body is the task as its creator's API shows it: Kling's task object for tasks created
+    on `/v1/...`, Kinema's view for `/api/v1/...`, signed when the account has a webhook secret.
+    """
+    from kinema.api.views import kinema_task, kling_task, ms
+
+    link_seconds = services.settings.link_seconds
+
+    def notify(task: Task) -> None:
+        if observe is not None:
+            observe(task)
+        url = task.request.get("callback_url")
+        if not url:
+            return
+        view = kling_task if task.request.get("api") == "kling" else kinema_task
+        body = view(task, services.storage, link_seconds=link_seconds)
+        sender.send(
+            url,
+            body,
+            secret=webhook_secret(task.account_id),
+            msg_id=f"msg_{task.task_id}_{task.status}_{ms(task.updated_at)}",
+        )
+
+    return notify

@@ -2,21 +2,27 @@
 
 Thread-safe (one lock around every operation); gone when the process ends. Requests and outputs are
 copied through JSON on the way in and out, as a database would, so callers cannot alias stored state.
+Each write is a transaction of its own: the hook runs (with no connection) after the change is made and
+undoes the whole operation if it raises, as a rolled-back SQL transaction would.
 """
 
 from __future__ import annotations
 
+import builtins
 import copy
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from kinema.db.clock import Clock, SystemClock, to_ms
+from kinema.db.events import EventName, TaskHook
 from kinema.jobs import transitions as tr
-from kinema.jobs.clock import Clock, SystemClock, to_ms
 from kinema.jobs.ids import new_task_id
 from kinema.jobs.store import (
+    AGING_SECONDS,
     DEFAULT_RETENTION,
     STATUSES,
     DuplicateTask,
@@ -25,22 +31,77 @@ from kinema.jobs.store import (
     Task,
     TaskNotFound,
     TaskPage,
+    WorkerInfo,
 )
 from kinema.spec import Kind
 
 
 class MemoryTaskStore:
-    def __init__(self, *, clock: Clock | None = None, retention: timedelta = DEFAULT_RETENTION) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        retention: timedelta = DEFAULT_RETENTION,
+        hook: TaskHook | None = None,
+        aging_seconds: float = AGING_SECONDS,
+    ) -> None:
+        tr.check_aging(aging_seconds)
         self._clock = clock or SystemClock()
         self._retention = retention
+        self._hook = hook
+        self._aging = aging_seconds
         self._tasks: dict[str, Task] = {}
+        self._queue_at: dict[str, datetime] = {}  # each queued or once-queued task's place in the queue
+        self._workers: dict[str, WorkerInfo] = {}
         self._lock = threading.RLock()
+        self._undo: list[tuple[str, Task | None, datetime | None]] | None = None
 
     def _now(self) -> datetime:
         return to_ms(self._clock.now())
 
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Hold the lock; if the block raises (the hook, say), put back every task it changed.
+
+        Nested calls (a hook that calls back into this store) join the outer transaction.
+        """
+        with self._lock:
+            if self._undo is not None:
+                yield
+                return
+            undo: list[tuple[str, Task | None, datetime | None]] = []
+            self._undo = undo
+            try:
+                yield
+            except BaseException:
+                for task_id, task, queue_at in reversed(undo):
+                    if task is None:
+                        self._tasks.pop(task_id, None)
+                        self._queue_at.pop(task_id, None)
+                    else:
+                        self._tasks[task_id] = task
+                        if queue_at is not None:
+                            self._queue_at[task_id] = queue_at
+                raise
+            finally:
+                self._undo = None
+
+    def _put(self, task: Task, queue_at: datetime | None = None) -> None:
+        """Store `task` (and its new place in the queue, if given), remembering how to undo it."""
+        if self._undo is not None:
+            self._undo.append((task.task_id, self._tasks.get(task.task_id), self._queue_at.get(task.task_id)))
+        self._tasks[task.task_id] = task
+        if queue_at is not None:
+            self._queue_at[task.task_id] = queue_at
+
+    def _fire(self, event: EventName | None, task: Task) -> None:
+        if event is not None and self._hook is not None:
+            self._hook(None, tr.task_event(event, task))
+
     def _apply(self, task: Task, changes: tr.Changes) -> Task:
-        self._tasks[task.task_id] = updated = replace(task, **changes)
+        updated = replace(task, **changes)
+        self._put(updated)
+        self._fire(tr.finish_event(task.status, changes), updated)
         return _copy(updated)
 
     def _owned(self, task_id: str, account_id: str) -> Task:
@@ -69,7 +130,7 @@ class MemoryTaskStore:
             max_attempts=max_attempts,
         )
         stored_request = tr.json_copy("request", dict(request))
-        with self._lock:
+        with self._transaction():
             if external_task_id is not None and (dup := self._external(external_task_id, account_id)):
                 raise DuplicateTask(tr.duplicate_message(account_id, external_task_id, dup.task_id))
             now = self._now()
@@ -98,7 +159,8 @@ class MemoryTaskStore:
                 finished_at=None,
                 expires_at=None,
             )
-            self._tasks[task.task_id] = task
+            self._put(task, tr.queue_place(now, priority, self._aging))
+            self._fire("created", task)
             return _copy(task)
 
     def _external(self, external_task_id: str, account_id: str) -> Task | None:
@@ -143,7 +205,7 @@ class MemoryTaskStore:
     ) -> Task | None:
         tr.check_lease(worker_id, lease_seconds)
         tr.check_names("models", models)
-        with self._lock:
+        with self._transaction():
             now = self._now()
             for task in list(self._tasks.values()):
                 expired = task.lease_expires_at is not None and task.lease_expires_at <= now
@@ -156,7 +218,7 @@ class MemoryTaskStore:
             ]
             if not queued:
                 return None
-            task = min(queued, key=lambda task: (-task.priority, task.created_at, task.task_id))
+            task = min(queued, key=lambda task: (self._queue_at[task.task_id], task.task_id))
             return self._apply(task, tr.claimed(task, worker_id, lease_seconds, now))
 
     def heartbeat(
@@ -182,13 +244,13 @@ class MemoryTaskStore:
 
     def complete(self, task_id: str, worker_id: str, outputs: Sequence[Mapping[str, Any]]) -> Task:
         stored = tr.json_outputs(outputs)
-        with self._lock:
+        with self._transaction():
             task = tr.check_holder(self._tasks.get(task_id), task_id, worker_id)
             return self._apply(task, tr.completed(stored, self._now(), self._retention))
 
     def fail(self, task_id: str, worker_id: str, *, error: str, retryable: bool) -> Task:
         tr.check_error(error)
-        with self._lock:
+        with self._transaction():
             task = tr.check_holder(self._tasks.get(task_id), task_id, worker_id)
             now = self._now()
             return self._apply(
@@ -196,19 +258,24 @@ class MemoryTaskStore:
             )
 
     def request_cancel(self, task_id: str, account_id: str) -> Task:
-        with self._lock:
+        with self._transaction():
             task = self._owned(task_id, account_id)
             return self._apply(task, tr.cancel(task, self._now(), self._retention))
 
     def retry(self, task_id: str, account_id: str) -> Task:
-        with self._lock:
+        with self._transaction():
             task = self._owned(task_id, account_id)
-            return self._apply(task, tr.retried(task, self._now()))
+            now = self._now()
+            again = replace(task, **tr.retried(task, now))
+            self._put(again, tr.queue_place(now, again.priority, self._aging))
+            self._fire("requeued", again)
+            return _copy(again)
 
     def delete(self, task_id: str, account_id: str) -> None:
         with self._lock:
             tr.check_deletable(self._owned(task_id, account_id))
             del self._tasks[task_id]
+            del self._queue_at[task_id]
 
     def counts_by_status(self) -> dict[Status, int]:
         counts = dict.fromkeys(STATUSES, 0)
@@ -224,6 +291,23 @@ class MemoryTaskStore:
             found = [t for t in self._tasks.values() if t.expires_at is not None and t.expires_at <= now]
         found.sort(key=lambda task: (task.expires_at or now, task.task_id))
         return [_copy(task) for task in found[:limit]]
+
+    def register_worker(self, worker_id: str, models: Sequence[Mapping[str, Any]]) -> None:
+        stored = tr.worker_models(worker_id, models)
+        with self._lock:
+            now = self._now()
+            known = self._workers.get(worker_id)
+            started_at = known.started_at if known is not None else now
+            self._workers[worker_id] = WorkerInfo(worker_id, stored, started_at, now)
+
+    def workers(self) -> builtins.list[WorkerInfo]:
+        with self._lock:
+            found = sorted(self._workers.values(), key=lambda w: (w.seen_at, w.worker_id), reverse=True)
+        return [replace(worker, models=copy.deepcopy(worker.models)) for worker in found]
+
+    def remove_worker(self, worker_id: str) -> None:
+        with self._lock:
+            self._workers.pop(worker_id, None)
 
     def close(self) -> None:
         pass

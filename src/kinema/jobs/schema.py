@@ -1,50 +1,21 @@
-"""The `tasks` table as a SQLAlchemy 2 typed ORM model, with its indexes and constraints.
+"""The `tasks` and `workers` tables as SQLAlchemy 2 typed ORM models, with their indexes and constraints.
 
-The Alembic migrations under `migrations/` create exactly this (a test compares them). Timestamps go in
-as aware UTC datetimes and come out the same on SQLite (stored naive UTC) and Postgres (timestamptz).
-This module knows the table, not the state machine.
+The Alembic migrations in `kinema.db.migrations` create exactly this (a test compares them); the column
+types and the declarative base come from `kinema.db.base`. This module knows the tables, not the state
+machine.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, DateTime, Dialect, Float, Index, Integer, String, Text
-from sqlalchemy import text as sql_text
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import Boolean, CheckConstraint, Float, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
 
+from kinema.db.base import Base, JSONDocument, UTCDateTime
 from kinema.jobs.store import STATUSES
 from kinema.jobs.transitions import MAX_ACCOUNT, MAX_EXTERNAL, MAX_KEY, MAX_MODEL, MAX_STAGE, MAX_WORKER
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on every database; SQLite keeps them as naive UTC text that sorts correctly."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"datetime {value.isoformat()} has no timezone; pass an aware UTC datetime")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-JSONDocument = JSON().with_variant(JSONB(), "postgresql")
-
-
-class Base(DeclarativeBase):
-    pass
 
 
 class TaskRow(Base):
@@ -73,6 +44,9 @@ class TaskRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The task's place in the claim order: created_at - priority * aging seconds (transitions.queue_place),
+    # set at create, renewed by retry, kept by the re-queue after a lost lease or a retryable failure.
+    queue_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         CheckConstraint(f"status IN {tuple(STATUSES)!r}", name="ck_tasks_status"),
@@ -80,7 +54,7 @@ class TaskRow(Base):
         Index("uq_tasks_account_external", "account_id", "external_task_id", unique=True),
         # claim: the next queued task in claim order, read straight off the index (no sort); its status
         # prefix also serves counts_by_status.
-        Index("ix_tasks_queue", "status", sql_text("priority DESC"), "created_at", "task_id"),
+        Index("ix_tasks_queue", "status", "queue_at", "task_id"),
         # claim, first step: running tasks whose lease expired.
         Index("ix_tasks_lease", "status", "lease_expires_at"),
         # list: one account's tasks, newest first.
@@ -88,3 +62,17 @@ class TaskRow(Base):
         # the retention sweep.
         Index("ix_tasks_expires", "expires_at"),
     )
+
+
+class WorkerRow(Base):
+    """One running worker and the models it serves: the catalog the API reads instead of loading models."""
+
+    __tablename__ = "workers"
+
+    worker_id: Mapped[str] = mapped_column(String(MAX_WORKER), primary_key=True)
+    models: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    # workers(): newest seen first.
+    __table_args__ = (Index("ix_workers_seen", "seen_at"),)

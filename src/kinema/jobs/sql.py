@@ -2,27 +2,33 @@
 
 `open_store(url)` migrates the database and returns a `SqlTaskStore`. Writes take row locks: on Postgres
 `SELECT … FOR UPDATE` (claims add `SKIP LOCKED`, so workers never wait on each other); on SQLite every
-write transaction is `BEGIN IMMEDIATE`, which serialises writers across processes. The state machine
-lives in `transitions`; this module only reads, locks and writes rows.
+write transaction is `BEGIN IMMEDIATE`, which serialises writers across processes. A status change calls
+the store's hook on the transaction's connection after the row is flushed and before the commit, so what
+the hook writes commits with the task or not at all. The state machine lives in `transitions`; this
+module only reads, locks and writes rows.
 """
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Engine, Select, func, select
+from sqlalchemy import ColumnElement, Engine, Select, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from kinema.jobs import migrate
+from kinema.db import migrate
+from kinema.db.clock import Clock, SystemClock, to_ms
+from kinema.db.database import make_engine
+from kinema.db.events import EventName, TaskHook
 from kinema.jobs import transitions as tr
-from kinema.jobs.clock import Clock, SystemClock, to_ms
-from kinema.jobs.database import make_engine
 from kinema.jobs.ids import new_task_id
-from kinema.jobs.schema import TaskRow
+from kinema.jobs.schema import TaskRow, WorkerRow
 from kinema.jobs.store import (
+    AGING_SECONDS,
     DEFAULT_RETENTION,
     STATUSES,
     DuplicateTask,
@@ -31,29 +37,41 @@ from kinema.jobs.store import (
     Task,
     TaskNotFound,
     TaskPage,
+    WorkerInfo,
 )
 from kinema.spec import Kind
 
 
 def open_store(
-    url: str, *, clock: Clock | None = None, retention: timedelta = DEFAULT_RETENTION
+    url: str,
+    *,
+    clock: Clock | None = None,
+    retention: timedelta = DEFAULT_RETENTION,
+    hook: TaskHook | None = None,
+    aging_seconds: float = AGING_SECONDS,
 ) -> SqlTaskStore:
-    """Connect to `url` (sqlite:///path or postgresql://...), apply pending migrations, return the store."""
+    """Connect to `url` (sqlite:///path or postgresql://...), apply pending migrations, return the store.
+
+    The migrations bring the whole database up to date, the accounts' tables included. `hook` runs in
+    the transaction of every status change (see `kinema.db.events`); `aging_seconds` is what one
+    priority step is worth in waiting time (see `TaskStore.claim`).
+    """
+    tr.check_aging(aging_seconds)
     engine = make_engine(url)
     try:
         migrate.upgrade(engine)
     except BaseException:
         engine.dispose()
         raise
-    return SqlTaskStore(engine, clock=clock, retention=retention)
+    return SqlTaskStore(engine, clock=clock, retention=retention, hook=hook, aging_seconds=aging_seconds)
 
 
 def claim_query(models: Collection[str] | None) -> Select[TaskRow]:
-    """The next queued task, highest priority then oldest, read off the index `ix_tasks_queue`."""
+    """The next queued task, earliest place in the queue first, read off the index `ix_tasks_queue`."""
     query = select(TaskRow).where(TaskRow.status == "submitted")
     if models is not None:
         query = query.where(TaskRow.model.in_(models))
-    query = query.order_by(TaskRow.priority.desc(), TaskRow.created_at, TaskRow.task_id).limit(1)
+    query = query.order_by(TaskRow.queue_at, TaskRow.task_id).limit(1)
     # SKIP LOCKED (Postgres): a row another worker is claiming right now is passed over, not waited for.
     return query.with_for_update(skip_locked=True)
 
@@ -62,11 +80,20 @@ class SqlTaskStore:
     """A `TaskStore` on one SQLAlchemy engine; thread-safe (one session per operation)."""
 
     def __init__(
-        self, engine: Engine, *, clock: Clock | None = None, retention: timedelta = DEFAULT_RETENTION
+        self,
+        engine: Engine,
+        *,
+        clock: Clock | None = None,
+        retention: timedelta = DEFAULT_RETENTION,
+        hook: TaskHook | None = None,
+        aging_seconds: float = AGING_SECONDS,
     ) -> None:
+        tr.check_aging(aging_seconds)
         self.engine = engine
         self._clock = clock or SystemClock()
         self._retention = retention
+        self._hook = hook
+        self._aging = aging_seconds
         self._reads = sessionmaker(engine, expire_on_commit=False)
         self._writes = sessionmaker(
             engine.execution_options(kinema_sqlite_begin="IMMEDIATE"), expire_on_commit=False
@@ -77,6 +104,19 @@ class SqlTaskStore:
 
     def _locked(self, session: Session, task_id: str) -> TaskRow | None:
         return session.get(TaskRow, task_id, with_for_update=True)
+
+    def _fire(self, session: Session, event: EventName | None, row: TaskRow) -> None:
+        """Tell the hook about `row`'s change, in the session's transaction, once the row is written."""
+        if event is None or self._hook is None:
+            return
+        session.flush()
+        self._hook(session.connection(), tr.task_event(event, row))
+
+    def _change(self, session: Session, row: TaskRow, changes: tr.Changes) -> None:
+        """Apply `changes` to the locked `row`, then fire the event they make, if any."""
+        before = row.status
+        _apply(row, changes)
+        self._fire(session, tr.finish_event(before, changes), row)
 
     def _owned(self, session: Session, task_id: str, account_id: str) -> TaskRow:
         row = self._locked(session, task_id)
@@ -105,6 +145,7 @@ class SqlTaskStore:
         )
         stored_request = tr.json_copy("request", dict(request))
         for _ in range(3):  # a fresh id only collides by a freak of chance; try again with another
+            now = self._now()
             row = _new_row(
                 account_id=account_id,
                 kind=kind,
@@ -113,13 +154,19 @@ class SqlTaskStore:
                 external_task_id=external_task_id,
                 priority=priority,
                 max_attempts=max_attempts,
-                now=self._now(),
+                now=now,
+                queue_at=tr.queue_place(now, priority, self._aging),
             )
             try:
                 with self._writes.begin() as session:
                     session.add(row)
+                    try:
+                        session.flush()
+                    except IntegrityError as error:
+                        raise _Clash from error  # only the task's own insert; the hook's errors pass
+                    self._fire(session, "created", row)
                 return _to_task(row)
-            except IntegrityError:
+            except _Clash:
                 if external_task_id is not None and (
                     dup := self.get_by_external(external_task_id, account_id)
                 ):
@@ -182,9 +229,15 @@ class SqlTaskStore:
             .where(TaskRow.status == "processing", TaskRow.lease_expires_at <= now)
             .with_for_update(skip_locked=True)
         )
+        settled = []
         for row in session.scalars(query):
-            _apply(row, tr.lease_expired(row, now, self._retention))
+            before = row.status
+            changes = tr.lease_expired(row, now, self._retention)
+            _apply(row, changes)
+            settled.append((tr.finish_event(before, changes), row))
         session.flush()
+        for event, row in settled:
+            self._fire(session, event, row)
 
     def heartbeat(
         self,
@@ -211,28 +264,30 @@ class SqlTaskStore:
         stored = tr.json_outputs(outputs)
         with self._writes.begin() as session:
             row = tr.check_holder(self._locked(session, task_id), task_id, worker_id)
-            _apply(row, tr.completed(stored, self._now(), self._retention))
+            self._change(session, row, tr.completed(stored, self._now(), self._retention))
             return _to_task(row)
 
     def fail(self, task_id: str, worker_id: str, *, error: str, retryable: bool) -> Task:
         tr.check_error(error)
         with self._writes.begin() as session:
             row = tr.check_holder(self._locked(session, task_id), task_id, worker_id)
-            _apply(
-                row, tr.failed(row, error, retryable=retryable, now=self._now(), retention=self._retention)
-            )
+            changes = tr.failed(row, error, retryable=retryable, now=self._now(), retention=self._retention)
+            self._change(session, row, changes)
             return _to_task(row)
 
     def request_cancel(self, task_id: str, account_id: str) -> Task:
         with self._writes.begin() as session:
             row = self._owned(session, task_id, account_id)
-            _apply(row, tr.cancel(row, self._now(), self._retention))
+            self._change(session, row, tr.cancel(row, self._now(), self._retention))
             return _to_task(row)
 
     def retry(self, task_id: str, account_id: str) -> Task:
         with self._writes.begin() as session:
             row = self._owned(session, task_id, account_id)
-            _apply(row, tr.retried(row, self._now()))
+            now = self._now()
+            _apply(row, tr.retried(row, now))
+            row.queue_at = tr.queue_place(now, row.priority, self._aging)
+            self._fire(session, "requeued", row)
             return _to_task(row)
 
     def delete(self, task_id: str, account_id: str) -> None:
@@ -261,8 +316,42 @@ class SqlTaskStore:
         with self._reads() as session:
             return [_to_task(row) for row in session.scalars(query)]
 
+    def register_worker(self, worker_id: str, models: Sequence[Mapping[str, Any]]) -> None:
+        stored = tr.worker_models(worker_id, models)
+        now = self._now()
+        # One atomic upsert: a worker's first registration may race its own heartbeat thread.
+        upsert = _insert(self.engine).values(worker_id=worker_id, models=stored, started_at=now, seen_at=now)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[WorkerRow.worker_id], set_={"models": stored, "seen_at": now}
+        )
+        with self._writes.begin() as session:
+            session.execute(upsert)
+
+    def workers(self) -> builtins.list[WorkerInfo]:
+        query = select(WorkerRow).order_by(WorkerRow.seen_at.desc(), WorkerRow.worker_id.desc())
+        with self._reads() as session:
+            return [
+                WorkerInfo(row.worker_id, row.models, row.started_at, row.seen_at)
+                for row in session.scalars(query)
+            ]
+
+    def remove_worker(self, worker_id: str) -> None:
+        with self._writes.begin() as session:
+            session.execute(delete(WorkerRow).where(WorkerRow.worker_id == worker_id))
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+class _Clash(Exception):
+    """The new task's row clashed with a unique index (its id, or the account's external id)."""
+
+
+def _insert(engine: Engine) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can turn into an update on conflict, in the engine's dialect."""
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert(WorkerRow)
+    return sqlite.insert(WorkerRow)
 
 
 def _new_row(
@@ -275,6 +364,7 @@ def _new_row(
     priority: int,
     max_attempts: int,
     now: datetime,
+    queue_at: datetime,
 ) -> TaskRow:
     return TaskRow(
         task_id=new_task_id(),
@@ -300,6 +390,7 @@ def _new_row(
         started_at=None,
         finished_at=None,
         expires_at=None,
+        queue_at=queue_at,
     )
 
 

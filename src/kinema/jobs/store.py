@@ -7,6 +7,7 @@ Implementations: `kinema.jobs.sql` (SQLite, Postgres) and `kinema.jobs.memory` (
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +22,9 @@ FINISHED: frozenset[Status] = frozenset({"succeed", "failed", "cancelled"})
 KINDS: tuple[Kind, ...] = get_args(Kind)
 DEFAULT_RETENTION = timedelta(days=30)
 MAX_PAGE = 1000
+# Claim order ages: a task queues at `created_at - priority * AGING_SECONDS`, so one priority step is
+# worth this many seconds of waiting, and a low-priority task is never starved by a stream of higher ones.
+AGING_SECONDS = 60.0
 
 
 class DuplicateTask(InvalidRequest):
@@ -96,11 +100,29 @@ class Heartbeat:
         return not self.held or self.cancel_requested
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A registered worker and the models it serves, each `{"id", "family", "capabilities", "error"}`.
+
+    `capabilities` is a `kinema.spec.Capabilities` as JSON, or None with `error` saying why the model
+    cannot load. `seen_at` is the last registration: a worker re-registers on every heartbeat interval.
+    """
+
+    worker_id: str
+    models: list[dict[str, Any]]
+    started_at: datetime
+    seen_at: datetime
+
+
 class TaskStore(Protocol):
     """The durable record of every task, and the queue workers claim from.
 
     Account-scoped operations treat another account's task as missing. A worker id must be unique per
     worker process (host, pid and a random suffix), so a restarted worker never inherits a dead lease.
+
+    A store may be given one `kinema.db.events.TaskHook`: it runs inside the write transaction of every
+    status change (created, requeued by `retry`, failed, cancelled, succeed), and if it raises, the change
+    rolls back and its exception reaches the caller unchanged.
     """
 
     def create(
@@ -136,7 +158,13 @@ class TaskStore(Protocol):
     def claim(
         self, worker_id: str, lease_seconds: float, models: Collection[str] | None = None
     ) -> Task | None:
-        """Lease the next task (highest priority, then oldest) to `worker_id`, or None if none is ready.
+        """Lease the next task in queue order to `worker_id`, or None if none is ready.
+
+        A task's place in the queue is `created_at - priority * aging_seconds` (AGING_SECONDS unless the
+        store was opened with another), earliest first: a higher priority counts as having waited
+        longer, so it goes first among tasks submitted close together, but never starves older tasks
+        forever. `retry` gives a task a fresh place; the re-queue after a lost lease or a retryable
+        failure keeps the old one.
 
         First settles every expired lease: the task is queued again, or failed once its attempts are
         spent, or cancelled if a cancel was pending. `models` limits the claim to those models.
@@ -179,7 +207,7 @@ class TaskStore(Protocol):
         ...
 
     def retry(self, task_id: str, account_id: str) -> Task:
-        """Queue a failed or cancelled task again, with fresh attempts."""
+        """Queue a failed or cancelled task again, with fresh attempts and a fresh place in the queue."""
         ...
 
     def delete(self, task_id: str, account_id: str) -> None:
@@ -192,6 +220,21 @@ class TaskStore(Protocol):
 
     def expired(self, now: datetime, limit: int = 100) -> Sequence[Task]:
         """Finished tasks whose retention ended at or before `now`, oldest expiry first."""
+        ...
+
+    def register_worker(self, worker_id: str, models: Sequence[Mapping[str, Any]]) -> None:
+        """Record that `worker_id` is alive and serves `models` (replacing its previous list).
+
+        `seen_at` becomes now; `started_at` is set on the worker's first registration only.
+        """
+        ...
+
+    def workers(self) -> builtins.list[WorkerInfo]:
+        """Every registered worker, most recently seen first."""
+        ...
+
+    def remove_worker(self, worker_id: str) -> None:
+        """Forget a worker (it stopped); removing one that is not registered does nothing."""
         ...
 
     def close(self) -> None: ...

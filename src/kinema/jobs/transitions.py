@@ -7,13 +7,18 @@ this module knows nothing about how tasks are kept.
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime, timedelta
-from typing import Any, Protocol, TypedDict, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, TypedDict, TypeVar, cast
 
+from kinema.db.clock import to_ms
+from kinema.db.events import EventName, TaskEvent
 from kinema.errors import InvalidRequest
-from kinema.jobs.store import KINDS, MAX_PAGE, InvalidTransition, LeaseLost, Status
+from kinema.jobs.store import FINISHED, KINDS, MAX_PAGE, InvalidTransition, LeaseLost, Status
+from kinema.spec import Kind
 
 # Column widths, checked here so that every store refuses the same values with the same message.
 MAX_ACCOUNT, MAX_EXTERNAL, MAX_MODEL, MAX_WORKER, MAX_STAGE, MAX_KEY = 64, 256, 128, 128, 64, 1024
@@ -34,7 +39,23 @@ class TaskState(Protocol):
     def cancel_requested(self) -> bool: ...
 
 
+class EventSource(TaskState, Protocol):
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def request(self) -> dict[str, Any]: ...
+
+
 S = TypeVar("S", bound=TaskState)
+
+# Queue places are clamped to these bounds (absurd priorities tie there, then go oldest first); every
+# database and Python's datetime hold them. Migration 0004 uses the same bounds for its backfill.
+QUEUE_FLOOR = datetime(1900, 1, 1, tzinfo=UTC)
+QUEUE_CEILING = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class Changes(TypedDict, total=False):
@@ -72,6 +93,49 @@ def check_new_task(
         raise InvalidRequest(f"priority {priority} does not fit a 32-bit integer; use a smaller number")
     if not 1 <= max_attempts <= 100:
         raise InvalidRequest(f"max_attempts must be 1..100; got {max_attempts}")
+
+
+def check_aging(aging_seconds: float) -> None:
+    if not (math.isfinite(aging_seconds) and 0 < aging_seconds <= 86_400):
+        raise InvalidRequest(
+            f"aging_seconds must be in (0, 86400] (seconds of waiting one priority step is worth); "
+            f"got {aging_seconds}"
+        )
+
+
+def queue_place(submitted_at: datetime, priority: int, aging_seconds: float) -> datetime:
+    """Where a task submitted at `submitted_at` queues: earlier by `priority * aging_seconds` seconds.
+
+    Claims take the earliest place first, so priority wins among tasks submitted close together, while
+    a task that waited long enough goes before any newer one, whatever their priorities.
+    """
+    ahead = priority * aging_seconds
+    if ahead >= (submitted_at - QUEUE_FLOOR).total_seconds():
+        return QUEUE_FLOOR
+    if -ahead >= (QUEUE_CEILING - submitted_at).total_seconds():
+        return QUEUE_CEILING
+    return to_ms(submitted_at - timedelta(seconds=ahead))
+
+
+def finish_event(before: str, changes: Changes) -> EventName | None:
+    """The event a change fires if it finishes the task (`before` is its status until now), else None."""
+    after = changes.get("status")
+    if after is not None and after in FINISHED and after != before:
+        return cast(EventName, after)
+    return None
+
+
+def task_event(event: EventName, task: EventSource) -> TaskEvent:
+    """The hook's view of `task` (a `Task` or a row) as it is after the change."""
+    return TaskEvent(
+        event=event,
+        task_id=task.task_id,
+        account_id=task.account_id,
+        kind=cast(Kind, task.kind),
+        model=task.model,
+        request=copy.deepcopy(task.request),
+        attempt=task.attempt,
+    )
 
 
 def duplicate_message(account_id: str, external_task_id: str, task_id: str) -> str:
@@ -119,6 +183,20 @@ def json_outputs(outputs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     if isinstance(outputs, (str, bytes)) or not all(isinstance(item, Mapping) for item in outputs):
         raise InvalidRequest("outputs must be a list of dicts such as [{'video': 'tasks/123/0.mp4'}]")
     copied: list[dict[str, Any]] = json_copy("outputs", [dict(item) for item in outputs])
+    return copied
+
+
+def worker_models(worker_id: str, models: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A registering worker's models as plain JSON; each needs at least a string "id"."""
+    check_text("worker_id", worker_id, MAX_WORKER)
+    if isinstance(models, (str, bytes)) or not all(
+        isinstance(item, Mapping) and isinstance(item.get("id"), str) and item["id"] for item in models
+    ):
+        raise InvalidRequest(
+            "models must be a list of dicts with an 'id' such as "
+            "[{'id': 'builtin', 'family': 'builtin', 'capabilities': {...}, 'error': None}]"
+        )
+    copied: list[dict[str, Any]] = json_copy("models", [dict(item) for item in models])
     return copied
 
 

@@ -9,6 +9,7 @@ Data for step k comes from a generator seeded by (seed, k): a resumed run sees t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -48,7 +49,19 @@ class TrainConfig:
     t_floor: float = 0.5  # x-loss weight 1/max(t, floor)^2: a v-loss that does not starve high noise
     seed: int = 0
     checkpoint_minutes: float = 10.0
-    bf16: bool = True  # autocast matmuls to bfloat16
+    bf16: bool | None = None  # autocast matmuls to bfloat16; None: only where the CPU does bf16 natively
+
+
+def native_bf16() -> bool:
+    """True on CPUs with bf16 matrix instructions (AVX512-BF16 or AMX), where autocast pays off.
+
+    Elsewhere bf16 is emulated: measured 13.4 s vs 1.7 s per step on an AVX2-only EPYC (1 thread).
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def loss_fn(
@@ -82,6 +95,8 @@ class Trainer:
         weights_path: Path = DEFAULT_WEIGHTS,
         log: Callable[[str], None] = print,
     ) -> None:
+        if config.bf16 is None:
+            config = dataclasses.replace(config, bf16=native_bf16())
         self.config = config
         self.state_path = state_path
         self.weights_path = weights_path
@@ -171,7 +186,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = c.lr * min(1.0, (self.step + 1) / c.warmup_steps)
         # bf16 matmuls run ~3x faster than fp32 on CPUs with AVX512-BF16/AMX; weights and loss stay fp32.
-        with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=c.bf16):
+        with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=bool(c.bf16)):
             loss = loss_fn(
                 self.model,
                 torch.from_numpy(batch.clips),

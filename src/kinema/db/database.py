@@ -1,4 +1,4 @@
-"""Connecting to the task store's database: URL parsing and one engine per URL, tuned per database.
+"""Connecting to Kinema's database: URL parsing and one engine per URL, tuned per database.
 
 SQLite runs in WAL mode with a busy timeout, and every write transaction opens with `BEGIN IMMEDIATE`
 (ask for it with the execution option `kinema_sqlite_begin`); Postgres goes through psycopg 3. This
@@ -44,7 +44,7 @@ def make_engine(url: str) -> Engine:
             f"database {backend!r} is not supported; use sqlite:///path/kinema.db or postgresql://user@host/db"
         )
     try:
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, pool_size=20, max_overflow=30)
     except (ModuleNotFoundError, NoSuchModuleError):
         raise InvalidRequest(
             f"the driver for {parsed.drivername} is not installed; pip install 'kinema[postgres]'"
@@ -55,12 +55,16 @@ def _sqlite_engine(url: URL) -> Engine:
     if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
         raise InvalidRequest(
             "SQLite needs a file path such as sqlite:///kinema-data/kinema.db; "
-            "for a store in memory use kinema.jobs.MemoryTaskStore"
+            "for stores in memory use kinema.jobs.MemoryTaskStore and kinema.accounts.MemoryAccountStore"
         )
     folder = Path(url.database).expanduser().resolve().parent
     if not folder.is_dir():
         raise InvalidRequest(f"folder {folder} for the SQLite database does not exist; create it first")
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    # Enough pooled connections for every thread of the API's thread pool (40) plus workers: a smaller
+    # pool made SQLAlchemy open and close a connection (and rerun the PRAGMAs) on most requests.
+    engine = create_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, pool_size=48, max_overflow=16
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

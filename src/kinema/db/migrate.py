@@ -1,5 +1,6 @@
-"""Bring a database to the newest schema: Alembic `upgrade head`, configured in code, safe to race.
+"""Bring the database to the newest schema: Alembic `upgrade head`, configured in code, safe to race.
 
+One migration chain covers every table (tasks, workers, accounts, keys), whichever store opens first.
 Two processes opening the same database at once take turns: on SQLite the upgrade runs inside one
 `BEGIN IMMEDIATE` transaction, on Postgres under a transaction-scoped advisory lock. Both databases have
 transactional DDL, so the second sees the first's result and does nothing. No alembic.ini is needed.
@@ -8,14 +9,15 @@ transactional DDL, so the second sees the first's result and does nothing. No al
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, MetaData, text
 
-SCRIPT_LOCATION = "kinema.jobs:migrations"
+SCRIPT_LOCATION = "kinema.db:migrations"
 _PG_LOCK_KEY = 0x6B696E656D61  # "kinema" in ASCII
 # Alembic's `op` and `context` are process-wide proxies, so one thread at a time may migrate.
 _PROCESS_LOCK = threading.Lock()
@@ -36,20 +38,35 @@ def head() -> str:
     return revision
 
 
-def upgrade(engine: Engine) -> None:
+def upgrade(engine: Engine, target: str = "head") -> None:
+    """Apply every migration up to `target` (the newest unless told otherwise, e.g. by a test)."""
+    _run(engine, lambda config: command.upgrade(config, target))
+
+
+def downgrade(engine: Engine, target: str) -> None:
+    """Undo migrations down to revision `target` (development and tests only: it may drop data)."""
+    _run(engine, lambda config: command.downgrade(config, target))
+
+
+def _run(engine: Engine, step: Callable[[Config], None]) -> None:
     config = alembic_config()
     with _PROCESS_LOCK, engine.execution_options(kinema_sqlite_begin="IMMEDIATE").begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        step(config)
 
 
-def revision(engine: Engine, message: str) -> None:
-    """Write a new migration module comparing `engine`'s database with `schema.py` (development only)."""
+def revision(engine: Engine, message: str, metadata: MetaData) -> None:
+    """Write a new migration module comparing `engine`'s database with `metadata` (development only).
+
+    Pass `kinema.db.Base.metadata` after importing `kinema.jobs.schema` and `kinema.accounts.schema`:
+    this package sits below both and cannot import their tables itself.
+    """
     config = alembic_config()
     with _PROCESS_LOCK, engine.begin() as connection:
         config.attributes["connection"] = connection
+        config.attributes["metadata"] = metadata
         command.revision(config, message=message, autogenerate=True)
 
 

@@ -1,0 +1,59 @@
+"""What the HTTP layer is given by the composition root: the store, accounts, media, catalog, settings.
+
+The API holds no model and never imports torch: it validates requests against the capabilities that
+workers publish, writes tasks, and reads them back. Everything it talks to is a Protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from kinema.accounts import AccountStore
+from kinema.accounts.prices import PriceTable
+from kinema.api.catalog import Catalog
+from kinema.api.ratelimit import RateLimiter
+from kinema.jobs import Task, TaskStore
+from kinema.net.fetch import FetchPolicy
+from kinema.storage.base import MediaStorage
+
+
+class KeyLookups(Protocol):
+    """The two lookups authentication needs (kinema.accounts' AccountStore provides both)."""
+
+    def secret_for(self, access_key: str) -> tuple[str, str] | None: ...
+
+    def account_for_api_key(self, api_key: str) -> str | None: ...
+
+
+def _no_notify(task: Task) -> None:
+    del task
+
+
+@dataclass
+class ApiConfig:
+    """Operator choices the API applies per request."""
+
+    kling_models: dict[str, str] = field(default_factory=lambda: {"*": "builtin"})
+    link_seconds: int = 24 * 3600
+    fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
+    max_extend_seconds: float = 180.0
+    extend_step_seconds: float = 5.0
+    sse_poll_seconds: float = 0.5
+
+
+@dataclass
+class ApiContext:
+    store: TaskStore
+    keys: KeyLookups
+    storage: MediaStorage
+    catalog: Catalog
+    config: ApiConfig = field(default_factory=ApiConfig)
+    # Called after every status change the API makes (create, cancel, retry): callback delivery.
+    notify: Callable[[Task], None] = _no_notify
+    # Accounts, plans and credits; None runs without billing or account endpoints (unit tests of the
+    # wire contract authenticate through `keys` alone).
+    accounts: AccountStore | None = None
+    prices: PriceTable = field(default_factory=PriceTable)
+    rate: RateLimiter = field(default_factory=RateLimiter)

@@ -1,0 +1,180 @@
+"""`kinema serve`: the HTTP API (and, by default, worker threads) in one process.
+
+Every option is also a `KINEMA_…` environment variable (KINEMA_HOST, KINEMA_PORT, KINEMA_TLS_CERT,
+KINEMA_TLS_KEY, KINEMA_DATA_DIR, KINEMA_DATABASE_URL, KINEMA_WORKERS); the command line wins. With
+`--workers 0` the process serves HTTP only and never imports torch: run `kinema worker` beside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kinema.cli.main import app, clear_errors, console, fail
+from kinema.settings import Settings
+
+
+def _settings(**overrides: Any) -> Settings:
+    base = Settings()
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return base.model_copy(update=changes)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [KINEMA_HOST, 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [KINEMA_PORT, 8000].")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM) for https.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Database, media and secrets [kinema-data].")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="sqlite:///path or postgresql://… [SQLite in the data dir].")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="In-process workers (0: API only, run `kinema worker`) [1].")
+    ] = None,
+    public_url: Annotated[
+        str | None, typer.Option(help="How clients reach this server, for result links.")
+    ] = None,
+) -> None:
+    """Serve the task API (Kling-compatible /v1 and Kinema's /api/v1) with in-process workers."""
+    import uvicorn
+
+    settings = _settings(
+        host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, data_dir=data_dir,
+        database_url=database_url, workers=workers, public_url=public_url,
+    )  # fmt: skip
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise fail("--tls-cert and --tls-key go together; give both for https, or neither")
+    for path in (settings.tls_cert, settings.tls_key):
+        if path is not None and not path.is_file():
+            raise fail(f"{path} does not exist; give the path of a PEM file")
+    if settings.workers < 0:
+        raise fail("--workers must be 0 or more")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with clear_errors():
+        server = build_server(settings)
+    config = uvicorn.Config(
+        server.app,
+        host=settings.host,
+        port=settings.port,
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
+    console.print(
+        f"Kinema API at {settings.resolved_public_url()} (OpenAPI: /docs), data in {settings.data_dir}, "
+        f"{settings.workers} in-process worker(s)",
+        highlight=False,
+    )
+    try:
+        server.start()
+        uvicorn.Server(config).run()
+    finally:
+        server.stop()
+
+
+class Server:
+    """The pieces `kinema serve` runs: the app, the worker pool, the callback sender, upkeep."""
+
+    def __init__(
+        self, app: Any, services: Any, pool: Any, sender: Any, upkeep_seconds: float = 600.0
+    ) -> None:
+        self.app, self.services, self.pool, self.sender = app, services, pool, sender
+        self.upkeep_seconds = upkeep_seconds
+        self._stop = threading.Event()
+        self._upkeep = threading.Thread(target=self._upkeep_loop, name="upkeep", daemon=True)
+
+    def start(self) -> None:
+        if self.pool is not None:
+            self.pool.start()
+        self._upkeep.start()
+
+    def _upkeep_loop(self) -> None:
+        """Write off credits of packs that expired (idempotent), every `upkeep_seconds`."""
+        while not self._stop.is_set():
+            try:
+                expired = self.services.accounts.sweep_expired()
+                if expired:
+                    logging.getLogger("kinema.serve").info("wrote off %d expired credit packs", expired)
+            except Exception:
+                logging.getLogger("kinema.serve").exception("the credit expiry sweep failed")
+            self._stop.wait(self.upkeep_seconds)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.pool is not None:
+            self.pool.stop(timeout=10.0)
+        self.sender.close(timeout=2.0)
+        self.services.close()
+
+
+def build_server(settings: Settings) -> Server:
+    """The composition root of `kinema serve`; builds everything, starts nothing."""
+    from kinema.api.app import create_app
+    from kinema.api.catalog import Catalog
+    from kinema.api.context import ApiConfig, ApiContext
+    from kinema.api.keycache import CachedKeys
+    from kinema.cli.services import build_services, notifier
+    from kinema.net.fetch import FetchPolicy
+    from kinema.net.webhooks import CallbackSender
+
+    services = build_services(settings)
+    accounts, prices = services.accounts, services.prices
+    first_admin(accounts, settings)
+    policy = FetchPolicy(allow_hosts=frozenset(settings.allow_hosts))
+    sender = CallbackSender(policy=policy)
+    catalog = Catalog(services.store)
+    ctx = ApiContext(
+        store=services.store,
+        keys=CachedKeys(accounts),
+        accounts=accounts,
+        prices=prices,
+        storage=services.storage,
+        catalog=catalog,
+        config=ApiConfig(
+            kling_models=settings.kling_models, link_seconds=settings.link_seconds, fetch_policy=policy
+        ),
+    )
+    api = create_app(ctx)
+    notify = notifier(services, accounts.webhook_secret, sender, observe=api.state.metrics.observe_task)
+    ctx.notify = notify
+    pool = None
+    if settings.workers > 0:
+        from kinema.cli.main import build_engine
+        from kinema.worker import WorkerPool, catalog_of
+
+        engine, registry = build_engine(settings)
+        pool = WorkerPool(
+            settings.workers,
+            services.store,
+            services.storage,
+            engine,
+            lease_seconds=settings.lease_seconds,
+            notify=notify,
+            catalog=catalog_of(registry),
+        )
+        # Publish the models now, so the first request after start-up already finds them.
+        for worker in pool.workers[:1]:
+            worker.publish()
+    return Server(api, services, pool, sender)
+
+
+def first_admin(accounts: Any, settings: Settings) -> None:
+    """On the very first start, create the `admin` account and print its key pair once."""
+    if accounts.account_by_name("admin") is not None:
+        return
+    account = accounts.ensure_account("admin", role="admin")
+    pair = accounts.create_key_pair(account.account_id)
+    console.print(
+        "[bold]First start:[/bold] created account 'admin'. Its key pair is shown only now:\n"
+        f"  access key  {pair.access_key}\n  secret key  {pair.secret_key}\n"
+        "Make more with `kinema keys create --account NAME`.",
+        highlight=False,
+    )
+    del settings

@@ -1,1 +1,0 @@
-"""Alembic migrations of the task store, shipped inside the package; run by `kinema.jobs.migrate`."""

@@ -1,0 +1,61 @@
+"""Retention: expired finished tasks lose their media, then their rows; live tasks and others' media stay."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import numpy as np
+from worker_fakes import ACCOUNT
+
+from kinema.engine import video
+from kinema.jobs import DEFAULT_RETENTION, FakeClock, MemoryTaskStore, Task
+from kinema.storage.local import LocalStorage
+from kinema.worker import Worker, sweep
+from kinema.worker.retention import media_keys
+
+Queue = Callable[..., Task]
+MakeWorker = Callable[..., Worker]
+
+
+def test_sweep_deletes_the_media_and_rows_of_expired_tasks_only(
+    store: MemoryTaskStore,
+    storage: LocalStorage,
+    clock: FakeClock,
+    queue: Queue,
+    make_worker: MakeWorker,
+) -> None:
+    upload = storage.root / "upload.png"
+    video.write_poster(np.full((18, 32, 3), 90, np.uint8), upload)
+    storage.put_file("inputs/u1/image.png", upload, content_type="image/png")
+    worker = make_worker()
+    old = queue("image2video", image="inputs/u1/image.png")
+    worker.run_once()
+    old_done = store.get(old.task_id, ACCOUNT)
+    assert old_done is not None and old_done.status == "succeed"
+    old_keys = [o[k] for o in old_done.outputs for k in ("key", "poster_key")]
+    doomed = queue("text2video", prompt="")  # fails at once
+    worker.run_once()
+    clock.advance(timedelta(days=10).total_seconds())
+    young = queue("extend", video=old_keys[0], seconds=1.0)  # expires 10 days after the others
+    worker.run_once()
+    storage.put_bytes(f"tasks/{old.task_id}/preview.png", b"png", content_type="image/png")
+
+    clock.advance((DEFAULT_RETENTION - timedelta(days=9)).total_seconds())
+    assert sweep(store, storage, clock.now()) == 2
+    assert store.get(old.task_id, ACCOUNT) is None and store.get(doomed.task_id, ACCOUNT) is None
+    assert not any(storage.exists(key) for key in [*old_keys, "inputs/u1/image.png"])
+    assert not storage.exists(f"tasks/{old.task_id}/preview.png")
+    kept = store.get(young.task_id, ACCOUNT)
+    assert kept is not None and storage.exists(kept.outputs[0]["key"])
+    assert sweep(store, storage, clock.now()) == 0  # idempotent
+
+
+def test_media_keys_cover_crashed_attempts_but_not_the_extended_video(store: MemoryTaskStore) -> None:
+    spec = {"kind": "extend", "model": "fake", "video": "tasks/111/video-0.mp4", "n": 2}
+    task = store.create(account_id=ACCOUNT, kind="extend", model="fake", request={"spec": spec})
+    keys = media_keys(task)
+    tid = task.task_id
+    assert f"tasks/{tid}/video-1.mp4" in keys and f"tasks/{tid}/preview.png" in keys
+    assert "tasks/111/video-0.mp4" not in keys
+    assert all(key.startswith(f"tasks/{tid}/") for key in keys)
