@@ -215,3 +215,10 @@ def test_member_keys_and_webhook_secret(billed: Billed) -> None:
         "webhook_secret"
     ]
     assert secret.startswith("whsec_") and billed.accounts.webhook_secret(billed.ids["alice"]) == secret
+
+
+def test_every_draw_is_charged(billed: Billed) -> None:
+    assert billed.create("alice", duration=5, n=2)[0] == 200
+    assert billed.balance("alice") == 66 - 2 * 10
+    assert billed.create("alice", kind="text2image", n=2)[0] == 200
+    assert billed.balance("alice") == 66 - 20 - 2

@@ -213,7 +213,10 @@ def bill(ctx: ApiContext, spec: AnySpec, model: str, parent: ParentVideo | None)
     else:
         seconds, slots = spec.duration or 5.0, 1
     total = seconds + (parent.duration if parent is not None else 0.0)
-    credits = ctx.prices.price(model, spec.kind, spec.mode, seconds, spec.n)
+    if isinstance(spec, TextToImage):
+        credits = ctx.prices.price(model, spec.kind, spec.mode, seconds, spec.n)
+    else:  # every draw is a video of its own
+        credits = spec.n * ctx.prices.price(model, spec.kind, spec.mode, seconds, 1)
     return {"credits": credits, "seconds": seconds, "mode": spec.mode, "slots": slots, "total_seconds": total}
 
 
