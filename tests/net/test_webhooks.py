@@ -168,7 +168,7 @@ def test_send_never_blocks_on_a_hanging_receiver(server: LocalServer) -> None:
         for i in range(20):
             started = time.monotonic()
             sender.send(server.url("/hang"), {**TASK, "i": i})
-            assert time.monotonic() - started < 0.05
+            assert time.monotonic() - started < 0.5  # the receiver hangs for 5 s
         assert sender.pending() == 21
         server.release.set()
         sender.close(timeout=0.5)
