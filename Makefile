@@ -24,6 +24,8 @@ demo: $(STAMP)
 	$(VENV)/bin/kinema generate "a red circle moving right on a navy background" -o out/demo.mp4
 
 test: $(STAMP)
+	test -d studio/node_modules || npm --prefix studio ci --no-audit --no-fund --loglevel=error
+	npm --prefix studio test
 	$(PY) -m pytest -q
 
 check: $(STAMP)
@@ -31,6 +33,7 @@ check: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	studio/check-fresh
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

@@ -25,6 +25,13 @@ from kinema.api.views import ms
 from kinema.jobs import TaskStore
 
 router = APIRouter(prefix="/api/v1/account", tags=["account"])
+MAX_MS = 253402300799999  # the last millisecond of year 9999
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+        "description": "JSON, or CSV with format=csv",
+    }
+}
 Ctx = Annotated[ApiContext, Depends(context)]
 Who = Annotated[Caller, Depends(caller)]
 IMAGE_KINDS = ("text2image",)
@@ -153,12 +160,12 @@ def my_ledger(
     return envelope({"entries": [entry_view(e) for e in page.entries], "total": page.total})
 
 
-@router.get("/usage", response_model=None)
+@router.get("/usage", response_model=None, responses=CSV_RESPONSE)
 def my_usage(
     ctx: Ctx,
     who: Who,
-    start_time: Annotated[int | None, Query(ge=0)] = None,
-    end_time: Annotated[int | None, Query(ge=0)] = None,
+    start_time: Annotated[int | None, Query(ge=0, le=MAX_MS)] = None,
+    end_time: Annotated[int | None, Query(ge=0, le=MAX_MS)] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> Any:
     start, end = period(start_time, end_time)

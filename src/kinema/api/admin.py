@@ -10,11 +10,13 @@ from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kinema.accounts import Account, AccountNotFound, AccountStore, KeyNotFound
 from kinema.accounts.plans import Plan, PlanNotFound
 from kinema.api.account import (
+    CSV_RESPONSE,
+    MAX_MS,
     account_view,
     accounts_of,
     key_view,
@@ -30,6 +32,16 @@ from kinema.api.deps import caller, context
 from kinema.api.errors import ApiError, envelope
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+
+
+class _NoNul(BaseModel):
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # SQL text columns cannot hold NUL (Postgres refuses the statement): a 400, not a 500.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("contains a NUL character (\\u0000); remove it")
+        return value
 
 
 def admin(
@@ -53,7 +65,7 @@ def _account(accounts: AccountStore, account_id: str) -> Account:
     return account
 
 
-class AccountCreate(BaseModel):
+class AccountCreate(_NoNul):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=64)
@@ -80,7 +92,7 @@ def get_account(account_id: str, ctx: Ctx, accounts: Admin) -> dict[str, Any]:
     return envelope(account_view(ctx, _account(accounts, account_id)))
 
 
-class PlanChange(BaseModel):
+class PlanChange(_NoNul):
     model_config = ConfigDict(extra="forbid")
 
     plan: str = Field(min_length=1, max_length=64)
@@ -95,7 +107,7 @@ def change_plan(account_id: str, body: PlanChange, ctx: Ctx, accounts: Admin) ->
     return envelope(account_view(ctx, account))
 
 
-class CreditChange(BaseModel):
+class CreditChange(_NoNul):
     model_config = ConfigDict(extra="forbid")
 
     credits: int = Field(gt=0, le=10**9)
@@ -188,11 +200,11 @@ def edit_plan(name: str, body: PlanEdit, accounts: Admin) -> dict[str, Any]:
     return envelope(plan_view(plan))
 
 
-@router.get("/usage", response_model=None)
+@router.get("/usage", response_model=None, responses=CSV_RESPONSE)
 def usage(
     accounts: Admin,
-    start_time: Annotated[int | None, Query(ge=0)] = None,
-    end_time: Annotated[int | None, Query(ge=0)] = None,
+    start_time: Annotated[int | None, Query(ge=0, le=MAX_MS)] = None,
+    end_time: Annotated[int | None, Query(ge=0, le=MAX_MS)] = None,
     account: Annotated[str | None, Query(max_length=64)] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "csv",
 ) -> Any:

@@ -82,8 +82,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
     checked = [Depends(refuse_nul)]
     app.include_router(kling.router, responses=ERROR_RESPONSES, dependencies=checked)
     app.include_router(tasks.router, responses=ERROR_RESPONSES, dependencies=checked)
-    app.include_router(account.router, responses=ERROR_RESPONSES)
-    app.include_router(admin.router, responses=ERROR_RESPONSES)
+    app.include_router(account.router, responses=ERROR_RESPONSES, dependencies=checked)
+    app.include_router(admin.router, responses=ERROR_RESPONSES, dependencies=checked)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

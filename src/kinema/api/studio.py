@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.staticfiles import PathLike, StaticFiles
 from starlette.types import Scope
 
-from kinema.studio import DIST, built
+from kinema.studio import BUILD, built
 
 log = logging.getLogger("kinema.api")
 
@@ -46,17 +46,17 @@ class Assets(StaticFiles):
         return response
 
 
-def mount_studio(app: FastAPI, dist: Path = DIST) -> None:
+def mount_studio(app: FastAPI, folder: Path = BUILD) -> None:
     """Serve the studio at `/`; without a build (a source checkout before `npm run build`) serve nothing."""
-    if not built(dist):
+    if not built(folder):
         log.warning(
-            "the web studio is not built (%s is missing): run `npm ci && npm run build` in studio/", dist
+            "the web studio is not built (%s is missing): run `npm ci && npm run build` in studio/", folder
         )
         return
-    page = dist / "index.html"
+    page = folder / "index.html"
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def studio() -> FileResponse:
         return FileResponse(page, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
-    app.mount("/assets", Assets(directory=dist / "assets"), name="studio-assets")
+    app.mount("/assets", Assets(directory=folder / "assets"), name="studio-assets")

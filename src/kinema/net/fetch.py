@@ -161,7 +161,10 @@ def address_problem(address: IPAddress) -> str | None:
 def _vet(url: str, policy: FetchPolicy, deadline: float) -> _Target:
     if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url.strip()):
         raise BlockedURL(f"URL {_display(url)} contains spaces or control characters; percent-encode them")
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise BlockedURL(f"URL {_display(url)} is not a valid URL; check its host part") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise BlockedURL(f"URL {_display(url)} is not http or https; Kinema only fetches http(s) URLs")
@@ -227,6 +230,8 @@ def _resolve(host: str, port: int, deadline: float, *, display: str) -> list[IPA
             answer.append(_unique(ipaddress.ip_address(info[4][0]) for info in infos))
         except OSError as exc:
             answer.append(exc)
+        except UnicodeError as exc:  # an empty or over-long label ("a..b"): the name cannot be looked up
+            answer.append(OSError(f"invalid host name ({exc})"))
 
     worker = threading.Thread(target=lookup, name="kinema-dns", daemon=True)
     worker.start()

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DIST = Path(__file__).resolve().parent / "dist"
+BUILD = Path(__file__).resolve().parent / "web"  # not "dist/": the repository ignores every dist/
 
 
-def built(dist: Path = DIST) -> bool:
+def built(folder: Path = BUILD) -> bool:
     """Whether the build is present (`npm run build` in studio/ writes it; releases ship it)."""
-    return (dist / "index.html").is_file()
+    return (folder / "index.html").is_file()
