@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from kinema.accounts import Account, AccountNotFound, AccountStore, KeyNotFound
 from kinema.accounts.plans import Plan, PlanNotFound
@@ -27,21 +27,12 @@ from kinema.api.account import (
     usage_view,
 )
 from kinema.api.auth import Caller
+from kinema.api.bodies import Body
 from kinema.api.context import ApiContext
 from kinema.api.deps import caller, context
 from kinema.api.errors import ApiError, envelope
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
-
-
-class _NoNul(BaseModel):
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        # SQL text columns cannot hold NUL (Postgres refuses the statement): a 400, not a 500.
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("contains a NUL character (\\u0000); remove it")
-        return value
 
 
 def admin(
@@ -65,7 +56,7 @@ def _account(accounts: AccountStore, account_id: str) -> Account:
     return account
 
 
-class AccountCreate(_NoNul):
+class AccountCreate(Body):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=64)
@@ -92,7 +83,7 @@ def get_account(account_id: str, ctx: Ctx, accounts: Admin) -> dict[str, Any]:
     return envelope(account_view(ctx, _account(accounts, account_id)))
 
 
-class PlanChange(_NoNul):
+class PlanChange(Body):
     model_config = ConfigDict(extra="forbid")
 
     plan: str = Field(min_length=1, max_length=64)
@@ -107,7 +98,7 @@ def change_plan(account_id: str, body: PlanChange, ctx: Ctx, accounts: Admin) ->
     return envelope(account_view(ctx, account))
 
 
-class CreditChange(_NoNul):
+class CreditChange(Body):
     model_config = ConfigDict(extra="forbid")
 
     credits: int = Field(gt=0, le=10**9)

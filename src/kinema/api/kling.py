@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from kinema.api import submit as sub
 from kinema.api.auth import Caller
+from kinema.api.bodies import Body
 from kinema.api.context import ApiContext
 from kinema.api.deps import caller, context
 from kinema.api.errors import ApiError, envelope
@@ -58,7 +59,7 @@ class CameraControl(BaseModel):
         return self
 
 
-class _Create(BaseModel):
+class _Create(Body):
     model_config = ConfigDict(extra="ignore")  # Kling clients send fields Kinema does not use
 
     model_name: str | None = Field(None, max_length=128)
@@ -68,14 +69,6 @@ class _Create(BaseModel):
     cfg_scale: float | None = Field(None, ge=0.0, le=1.0)
     callback_url: str | None = Field(None, max_length=2048)
     external_task_id: str | None = Field(None, min_length=1, max_length=256)
-
-    @field_validator("*")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        # JSON allows "\u0000"; SQL text columns do not (Postgres refuses the whole insert or lookup).
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("contains a NUL character (\\u0000); remove it")
-        return value
 
 
 class _VideoCreate(_Create):
@@ -168,22 +161,14 @@ def create_image2video(body: Image2VideoCreate, ctx: Ctx, who: Who) -> dict[str,
     callback = sub.check_callback(ctx, body.callback_url)
     uploaded: list[str] = []
     try:
-        keys: dict[str, str] = {}
-        ratio = None
-        for field in ("image", "image_tail"):
-            value = getattr(body, field)
-            if value:
-                key, aspect = sub.store_image(ctx, value, field, check_aspect=field == "image")
-                uploaded.append(key)
-                keys[field] = key
-                ratio = ratio or aspect
+        keys, ratio = sub.store_images(ctx, {"image": body.image, "image_tail": body.image_tail}, uploaded)
         spec = sub.spec_or_error(
             ImageToVideo,
             model=entry.id,
             prompt=body.prompt,
             negative_prompt=body.negative_prompt,
             mode=body.mode,
-            aspect_ratio=sub.nearest_aspect(ratio or 16 / 9),  # the image decides, not the request
+            aspect_ratio=sub.nearest_aspect(ratio),  # the image decides, not the request
             duration=float(body.duration),
             guidance_scale=sub.guidance_from_cfg(body.cfg_scale, entry.capabilities),
             **keys,

@@ -106,6 +106,25 @@ def store_image(ctx: ApiContext, value: str, field: str, *, check_aspect: bool) 
     return key, image.width / image.height
 
 
+def store_images(
+    ctx: ApiContext, frames: dict[str, str | None], uploaded: list[str]
+) -> tuple[dict[str, str], float]:
+    """Store the given first/last frames; returns their keys by field and the first one's width/height.
+
+    Each key is appended to `uploaded` as soon as it exists, so the caller can remove them if the
+    request fails later.
+    """
+    keys: dict[str, str] = {}
+    ratio: float | None = None
+    for field, value in frames.items():
+        if value:
+            key, aspect = store_image(ctx, value, field, check_aspect=field == "image")
+            uploaded.append(key)
+            keys[field] = key
+            ratio = ratio or aspect
+    return keys, ratio or 16 / 9
+
+
 @dataclass(frozen=True)
 class ParentVideo:
     id: str

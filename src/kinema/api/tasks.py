@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from kinema.api import submit as sub
 from kinema.api.auth import Caller
+from kinema.api.bodies import Body
 from kinema.api.context import ApiContext
 from kinema.api.deps import caller, context
 from kinema.api.errors import ApiError, envelope
@@ -31,7 +32,7 @@ Ctx = Annotated[ApiContext, Depends(context)]
 Who = Annotated[Caller, Depends(caller)]
 
 
-class TaskCreate(BaseModel):
+class TaskCreate(Body):
     """One task in Kinema's parameter vocabulary; fields a kind does not use must be left out."""
 
     model_config = ConfigDict(extra="forbid")
@@ -53,14 +54,6 @@ class TaskCreate(BaseModel):
     video_id: str | None = Field(None, max_length=128, description="the video to extend")
     callback_url: str | None = Field(None, max_length=2048)
     external_task_id: str | None = Field(None, min_length=1, max_length=256)
-
-    @field_validator("*")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        # JSON allows "\u0000"; SQL text columns do not (Postgres refuses the whole insert or lookup).
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("contains a NUL character (\\u0000); remove it")
-        return value
 
 
 def _view(ctx: ApiContext, task: Task) -> dict[str, Any]:
@@ -118,19 +111,10 @@ def create_task(body: TaskCreate, ctx: Ctx, who: Who) -> dict[str, Any]:
                 raise ApiError(1201, "image: image2video needs image (first frame), image_tail or both")
             entry = sub.model_for(ctx, body.model, "model")
             if body.kind == "image2video":
-                keys: dict[str, str] = {}
-                ratio = None
-                for field in ("image", "image_tail"):
-                    value = getattr(body, field)
-                    if value:
-                        key, aspect = sub.store_image(ctx, value, field, check_aspect=field == "image")
-                        uploaded.append(key)
-                        keys[field] = key
-                        ratio = ratio or aspect
-                if not keys:
-                    raise ApiError(1201, "image2video needs image (first frame), image_tail or both")
+                frames = {"image": body.image, "image_tail": body.image_tail}
+                keys, ratio = sub.store_images(ctx, frames, uploaded)
                 spec = sub.spec_or_error(
-                    ImageToVideo, model=entry.id, aspect_ratio=sub.nearest_aspect(ratio or 16 / 9),
+                    ImageToVideo, model=entry.id, aspect_ratio=sub.nearest_aspect(ratio),
                     duration=body.duration, **keys, **common,
                 )  # fmt: skip
             elif body.kind == "text2video":
@@ -178,28 +162,26 @@ def list_tasks(
     return envelope({"tasks": [_view(ctx, t) for t in tasks], "total": total, "offset": offset})
 
 
-@router.post("/tasks/{task_id}/cancel")
-def cancel_task(task_id: str, ctx: Ctx, who: Who) -> dict[str, Any]:
+def _change(ctx: ApiContext, who: Caller, task_id: str, change: Callable[[str, str], Task]) -> dict[str, Any]:
+    """Apply a store transition to the caller's task, announce it, and answer with the task."""
     try:
-        task = ctx.store.request_cancel(task_id, who.account_id)
+        task = change(task_id, who.account_id)
     except TaskNotFound:
         raise ApiError(1203, f"task {task_id!r} does not exist") from None
     except InvalidTransition as exc:
         raise ApiError(1201, str(exc)) from None
     ctx.notify(task)
     return envelope(_view(ctx, task))
+
+
+@router.post("/tasks/{task_id}/cancel")
+def cancel_task(task_id: str, ctx: Ctx, who: Who) -> dict[str, Any]:
+    return _change(ctx, who, task_id, ctx.store.request_cancel)
 
 
 @router.post("/tasks/{task_id}/retry")
 def retry_task(task_id: str, ctx: Ctx, who: Who) -> dict[str, Any]:
-    try:
-        task = ctx.store.retry(task_id, who.account_id)
-    except TaskNotFound:
-        raise ApiError(1203, f"task {task_id!r} does not exist") from None
-    except InvalidTransition as exc:
-        raise ApiError(1201, str(exc)) from None
-    ctx.notify(task)
-    return envelope(_view(ctx, task))
+    return _change(ctx, who, task_id, ctx.store.retry)
 
 
 @router.delete("/tasks/{task_id}")
