@@ -91,3 +91,9 @@ def test_local_writes_are_atomic(tmp_path: Path) -> None:
         store._write("a/b.mp4", boom)
     assert not store.exists("a/b.mp4")
     assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_a_signature_with_non_ascii_characters_is_invalid_not_an_error() -> None:
+    from kinema.storage.base import verify
+
+    assert verify(b"s" * 32, "tasks/1/video-0.mp4", 2**40, "|Òð\x02ú󨮄", now=0.0) is False

@@ -44,7 +44,7 @@ def make_engine(url: str) -> Engine:
             f"database {backend!r} is not supported; use sqlite:///path/kinema.db or postgresql://user@host/db"
         )
     try:
-        return create_engine(parsed, pool_pre_ping=True, pool_size=20, max_overflow=30)
+        return create_engine(parsed, pool_pre_ping=True)
     except (ModuleNotFoundError, NoSuchModuleError):
         raise InvalidRequest(
             f"the driver for {parsed.drivername} is not installed; pip install 'kinema[postgres]'"

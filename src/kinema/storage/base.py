@@ -42,6 +42,8 @@ def sign(secret: bytes, key: str, expires: int) -> str:
 
 def verify(secret: bytes, key: str, expires: int, signature: str, *, now: float) -> bool:
     """True if the signature matches and the link has not expired."""
+    if not signature.isascii():  # compare_digest refuses non-ASCII text; no valid signature has any
+        return False
     return now <= expires and hmac.compare_digest(sign(secret, key, expires), signature)
 
 
