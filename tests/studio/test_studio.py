@@ -56,12 +56,14 @@ def test_create_watch_play_extend_find_and_download(page: Page, server: Server) 
     page.get_by_role("button", name="Generate").click()
     expect(page.get_by_role("status")).to_contain_text("Queued: Text to video")
 
-    # The queue: the progress bar takes several values between 0 and 100, never going back.
+    # The queue: the progress bar moves (a value strictly between 0 and 100, then the task ends), never
+    # going back. A 5-second clip takes ~4 s on an idle machine and workers report every 2 s, so one
+    # intermediate value is what can be promised.
     nav(page, "Queue")
     page.wait_for_function(WATCH_PROGRESS, arg=f"Progress of {PROMPT}", polling=100, timeout=GENERATION_MS)
     shoot(page, "03-queue-progress")
     seen = page.evaluate("window.__seen")
-    assert len([v for v in seen if 0 < v < 100]) >= 2 and seen == sorted(seen), seen
+    assert len([v for v in seen if 0 < v < 100]) >= 1 and seen == sorted(seen), seen
     card = page.get_by_role("article", name=PROMPT, exact=True)
     expect(card.get_by_role("link", name="Open")).to_be_visible(timeout=GENERATION_MS)
 
