@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -185,3 +186,51 @@ def _opening(pack: Pack, kind: cr.EntryKind, now: datetime, note: str) -> Ledger
         created_at=now,
         note=note,
     )
+
+
+class Bookkeeping:
+    """The credit operations of an account store, written once: each opens the store's `_ledger()` (a
+    transaction of its own) and applies the rules above. `MemoryAccountStore` and `SqlAccountStore`
+    differ only in how they open that ledger."""
+
+    def _ledger(self) -> AbstractContextManager[Ledger]:
+        raise NotImplementedError
+
+    def grant_credits(
+        self,
+        account_id: str,
+        credits: int,
+        *,
+        days: float | None = None,
+        name: str | None = None,
+        note: str = "",
+    ) -> Pack:
+        with self._ledger() as ledger:
+            return grant(ledger, account_id, credits, source="grant", days=days, name=name, note=note)
+
+    def purchase_credits(
+        self,
+        account_id: str,
+        credits: int,
+        *,
+        days: float | None = None,
+        name: str | None = None,
+        note: str = "",
+    ) -> Pack:
+        with self._ledger() as ledger:
+            return grant(ledger, account_id, credits, source="purchase", days=days, name=name, note=note)
+
+    def balance(self, account_id: str) -> int:
+        with self._ledger() as ledger:
+            return balance(ledger, account_id)
+
+    def resource_packs(
+        self, account_id: str, start_ms: int, end_ms: int, name: str | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        start, end = cr.from_ms(start_ms, "start_time"), cr.from_ms(end_ms, "end_time")
+        with self._ledger() as ledger:
+            return resource_packs(ledger, account_id, start, end, name)
+
+    def sweep_expired(self) -> int:
+        with self._ledger() as ledger:
+            return sweep(ledger)

@@ -13,13 +13,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection
 
 from kinema.accounts import keys
 from kinema.accounts import ledger as books
-from kinema.accounts.credits import LedgerPage, Pack, check_page, from_ms
+from kinema.accounts.credits import LedgerPage, check_page
 from kinema.accounts.memory_ledger import MemoryBooks, MemoryLedger
 from kinema.accounts.plans import (
     DEFAULT_PLANS,
@@ -54,7 +53,7 @@ class _Key:
     api_key_hash: str | None  # a static key's SHA-256
 
 
-class MemoryAccountStore:
+class MemoryAccountStore(books.Bookkeeping):
     def __init__(self, *, clock: Clock | None = None) -> None:
         self._clock = clock or SystemClock()
         self._accounts: dict[str, Account] = {}
@@ -245,52 +244,11 @@ class MemoryAccountStore:
         with self._ledger() as ledger:
             yield ledger
 
-    def grant_credits(
-        self,
-        account_id: str,
-        credits: int,
-        *,
-        days: float | None = None,
-        name: str | None = None,
-        note: str = "",
-    ) -> Pack:
-        with self._ledger() as ledger:
-            return books.grant(ledger, account_id, credits, source="grant", days=days, name=name, note=note)
-
-    def purchase_credits(
-        self,
-        account_id: str,
-        credits: int,
-        *,
-        days: float | None = None,
-        name: str | None = None,
-        note: str = "",
-    ) -> Pack:
-        with self._ledger() as ledger:
-            return books.grant(
-                ledger, account_id, credits, source="purchase", days=days, name=name, note=note
-            )
-
-    def balance(self, account_id: str) -> int:
-        with self._ledger() as ledger:
-            return books.balance(ledger, account_id)
-
     def ledger_history(self, account_id: str, *, offset: int = 0, limit: int = 50) -> LedgerPage:
         check_page(offset, limit)
         with self._ledger() as ledger:
             ledger.lock_account(account_id)
             return ledger.history(account_id, offset=offset, limit=limit)
-
-    def resource_packs(
-        self, account_id: str, start_ms: int, end_ms: int, name: str | None = None
-    ) -> builtins.list[dict[str, Any]]:
-        start, end = from_ms(start_ms, "start_time"), from_ms(end_ms, "end_time")
-        with self._ledger() as ledger:
-            return books.resource_packs(ledger, account_id, start, end, name)
-
-    def sweep_expired(self) -> int:
-        with self._ledger() as ledger:
-            return books.sweep(ledger)
 
     def usage(
         self, start: datetime, end: datetime, *, account_id: str | None = None

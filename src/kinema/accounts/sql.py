@@ -11,7 +11,7 @@ import builtins
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kinema.accounts import keys
 from kinema.accounts import ledger as books
-from kinema.accounts.credits import LedgerPage, Pack, check_page, from_ms
+from kinema.accounts.credits import LedgerPage, check_page
 from kinema.accounts.plans import Plan, check_plan, check_plan_name, missing_plan, plan_for_role
 from kinema.accounts.schema import AccountRow, ApiKeyRow, PlanRow
 from kinema.accounts.sql_ledger import PLANS, SqlLedger, insert_plan, plan_of
@@ -58,7 +58,7 @@ def open_accounts(url: str, *, clock: Clock | None = None) -> SqlAccountStore:
     return SqlAccountStore(engine, clock=clock)
 
 
-class SqlAccountStore:
+class SqlAccountStore(books.Bookkeeping):
     """An `AccountStore` on one SQLAlchemy engine; thread-safe (one session per operation)."""
 
     def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
@@ -266,53 +266,12 @@ class SqlAccountStore:
             )
         yield SqlLedger(connection, self._now())
 
-    def grant_credits(
-        self,
-        account_id: str,
-        credits: int,
-        *,
-        days: float | None = None,
-        name: str | None = None,
-        note: str = "",
-    ) -> Pack:
-        with self._ledger() as ledger:
-            return books.grant(ledger, account_id, credits, source="grant", days=days, name=name, note=note)
-
-    def purchase_credits(
-        self,
-        account_id: str,
-        credits: int,
-        *,
-        days: float | None = None,
-        name: str | None = None,
-        note: str = "",
-    ) -> Pack:
-        with self._ledger() as ledger:
-            return books.grant(
-                ledger, account_id, credits, source="purchase", days=days, name=name, note=note
-            )
-
-    def balance(self, account_id: str) -> int:
-        with self._ledger() as ledger:
-            return books.balance(ledger, account_id)
-
     def ledger_history(self, account_id: str, *, offset: int = 0, limit: int = 50) -> LedgerPage:
         check_page(offset, limit)
         with self.engine.connect() as connection:
             if self.get_account(account_id) is None:
                 raise missing_account(account_id)
             return SqlLedger(connection, self._now()).history(account_id, offset=offset, limit=limit)
-
-    def resource_packs(
-        self, account_id: str, start_ms: int, end_ms: int, name: str | None = None
-    ) -> builtins.list[dict[str, Any]]:
-        start, end = from_ms(start_ms, "start_time"), from_ms(end_ms, "end_time")
-        with self._ledger() as ledger:
-            return books.resource_packs(ledger, account_id, start, end, name)
-
-    def sweep_expired(self) -> int:
-        with self._ledger() as ledger:
-            return books.sweep(ledger)
 
     def usage(
         self, start: datetime, end: datetime, *, account_id: str | None = None
