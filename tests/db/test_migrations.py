@@ -30,6 +30,7 @@ TABLES = {
     "workers",
     "accounts",
     "api_keys",
+    "web_sessions",
     "plans",
     "credit_packs",
     "credit_ledger",

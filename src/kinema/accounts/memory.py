@@ -28,6 +28,7 @@ from kinema.accounts.plans import (
     missing_plan,
     plan_for_role,
 )
+from kinema.accounts.sessions import SignIns, WebSession
 from kinema.accounts.store import (
     Account,
     DuplicateAccount,
@@ -53,11 +54,13 @@ class _Key:
     api_key_hash: str | None  # a static key's SHA-256
 
 
-class MemoryAccountStore(books.Bookkeeping):
+class MemoryAccountStore(books.Bookkeeping, SignIns):
     def __init__(self, *, clock: Clock | None = None) -> None:
         self._clock = clock or SystemClock()
         self._accounts: dict[str, Account] = {}
         self._webhook_secrets: dict[str, str] = {}
+        self._passwords: dict[str, str] = {}
+        self._sessions: dict[str, WebSession] = {}  # by the token's hash
         self._keys: dict[str, _Key] = {}
         self._plans: dict[str, Plan] = {plan.name: plan for plan in DEFAULT_PLANS}
         self._books = MemoryBooks()
@@ -194,6 +197,56 @@ class MemoryAccountStore(books.Bookkeeping):
                 key = replace(key, info=replace(key.info, revoked_at=self._now()))
                 self._keys[key_id] = key
             return key.info
+
+    # --- passwords and sessions (rules in kinema.accounts.sessions) ------------------------------------
+
+    def _account_and_hash(self, name: str) -> tuple[Account, str | None] | None:
+        with self._lock:
+            account = self.account_by_name(name)
+            return (account, self._passwords.get(account.account_id)) if account else None
+
+    def _store_password(
+        self, account_id: str, encoded: str | None, *, keep_session: str | None, revoke: bool = True
+    ) -> None:
+        with self._lock:
+            self._account(account_id)
+            if encoded is None:
+                self._passwords.pop(account_id, None)
+            else:
+                self._passwords[account_id] = encoded
+            for hashed, session in list(self._sessions.items()):
+                if revoke and session.account_id == account_id and session.session_id != keep_session:
+                    self._revoke(hashed)
+
+    def _revoke(self, hashed: str) -> bool:
+        session = self._sessions[hashed]
+        if session.revoked_at is not None:
+            return False
+        self._sessions[hashed] = replace(session, revoked_at=self._now())
+        return True
+
+    def _insert_session(self, hashed: str, session: WebSession) -> None:
+        with self._lock:
+            self._account(session.account_id)
+            self._sessions[hashed] = session
+
+    def _session_by_hash(self, hashed: str) -> tuple[WebSession, Account] | None:
+        with self._lock:
+            session = self._sessions.get(hashed)
+            return (session, self._accounts[session.account_id]) if session else None
+
+    def _revoke_sessions(self, account_id: str, session_id: str | None) -> int:
+        with self._lock:
+            return sum(
+                self._revoke(hashed)
+                for hashed, session in list(self._sessions.items())
+                if session.account_id == account_id and session_id in (None, session.session_id)
+            )
+
+    def _sessions_of(self, account_id: str) -> builtins.list[WebSession]:
+        with self._lock:
+            found = [s for s in self._sessions.values() if s.account_id == account_id]
+        return sorted(found, key=lambda s: (s.created_at, s.session_id), reverse=True)
 
     # --- plans ----------------------------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ class AccountRow(Base):
     webhook_secret: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     plan: Mapped[str] = mapped_column(String(MAX_PLAN_NAME), server_default="free")
+    password_hash: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (
         CheckConstraint(f"role IN {tuple(ROLES)!r}", name="ck_accounts_role"),
@@ -80,6 +81,26 @@ class ApiKeyRow(Base):
         Index("uq_api_keys_api_key_hash", "api_key_hash", unique=True),
         # list_keys: one account's keys, oldest first.
         Index("ix_api_keys_account", "account_id", "created_at", "key_id"),
+    )
+
+
+class WebSessionRow(Base):
+    """A signed-in browser: only the SHA-256 of its cookie token is kept; `session_id` is its public name."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(32))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.account_id", name="fk_web_sessions_account"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    user_agent: Mapped[str] = mapped_column(String(256), server_default="")
+
+    __table_args__ = (
+        Index("uq_web_sessions_id", "session_id", unique=True),
+        Index("ix_web_sessions_account", "account_id", "created_at"),
+        Index("ix_web_sessions_expires", "expires_at"),
     )
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,7 +21,8 @@ from kinema.accounts import keys
 from kinema.accounts import ledger as books
 from kinema.accounts.credits import LedgerPage, check_page
 from kinema.accounts.plans import Plan, check_plan, check_plan_name, missing_plan, plan_for_role
-from kinema.accounts.schema import AccountRow, ApiKeyRow, PlanRow
+from kinema.accounts.schema import AccountRow, ApiKeyRow, PlanRow, WebSessionRow
+from kinema.accounts.sessions import SignIns, WebSession
 from kinema.accounts.sql_ledger import PLANS, SqlLedger, insert_plan, plan_of
 from kinema.accounts.store import (
     Account,
@@ -43,6 +44,7 @@ from kinema.db.clock import Clock, SystemClock, to_ms
 from kinema.db.database import make_engine
 from kinema.errors import KinemaError
 
+_DAY = timedelta(days=1)
 _ATTEMPTS = 3  # a fresh random id or key collides only by a freak of chance; then draw another
 _COLLIDED = "three fresh random ids or keys collided in a row; the random source is broken, report a bug"
 
@@ -58,7 +60,7 @@ def open_accounts(url: str, *, clock: Clock | None = None) -> SqlAccountStore:
     return SqlAccountStore(engine, clock=clock)
 
 
-class SqlAccountStore(books.Bookkeeping):
+class SqlAccountStore(books.Bookkeeping, SignIns):
     """An `AccountStore` on one SQLAlchemy engine; thread-safe (one session per operation)."""
 
     def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
@@ -221,6 +223,82 @@ class SqlAccountStore(books.Bookkeeping):
                 row.revoked_at = self._now()
             return _to_info(row)
 
+    # --- passwords and sessions (rules in kinema.accounts.sessions) ------------------------------------
+
+    def _account_and_hash(self, name: str) -> tuple[Account, str | None] | None:
+        with self._reads() as session:
+            row = session.scalars(select(AccountRow).where(AccountRow.name == name)).one_or_none()
+            return (_to_account(row), row.password_hash) if row is not None else None
+
+    def _store_password(
+        self, account_id: str, encoded: str | None, *, keep_session: str | None, revoke: bool = True
+    ) -> None:
+        now = self._now()
+        with self._writes.begin() as session:
+            self._account(session, account_id, lock=True).password_hash = encoded
+            if not revoke:
+                return
+            query = update(WebSessionRow).where(
+                WebSessionRow.account_id == account_id, WebSessionRow.revoked_at.is_(None)
+            )
+            if keep_session is not None:
+                query = query.where(WebSessionRow.session_id != keep_session)
+            session.execute(query.values(revoked_at=now))
+
+    def _insert_session(self, hashed: str, session: WebSession) -> None:
+        with self._writes.begin() as db:
+            db.add(
+                WebSessionRow(
+                    token_hash=hashed,
+                    session_id=session.session_id,
+                    account_id=session.account_id,
+                    created_at=session.created_at,
+                    expires_at=session.expires_at,
+                    revoked_at=None,
+                    user_agent=session.user_agent,
+                )
+            )
+
+    def _session_by_hash(self, hashed: str) -> tuple[WebSession, Account] | None:
+        query = (
+            select(WebSessionRow, AccountRow)
+            .join(AccountRow, AccountRow.account_id == WebSessionRow.account_id)
+            .where(WebSessionRow.token_hash == hashed)
+        )
+        with self._reads() as session:
+            found = session.execute(query).one_or_none()
+            return (_to_session(found[0]), _to_account(found[1])) if found is not None else None
+
+    def _revoke_sessions(self, account_id: str, session_id: str | None) -> int:
+        query = update(WebSessionRow).where(
+            WebSessionRow.account_id == account_id, WebSessionRow.revoked_at.is_(None)
+        )
+        if session_id is not None:
+            query = query.where(WebSessionRow.session_id == session_id)
+        with self._writer.begin() as connection:
+            return connection.execute(query.values(revoked_at=self._now())).rowcount
+
+    def _sessions_of(self, account_id: str) -> builtins.list[WebSession]:
+        query = (
+            select(WebSessionRow)
+            .where(WebSessionRow.account_id == account_id)
+            .order_by(WebSessionRow.created_at.desc(), WebSessionRow.session_id)
+            .limit(1000)
+        )
+        with self._reads() as session:
+            return [_to_session(row) for row in session.scalars(query)]
+
+    def sweep_sessions(self) -> int:
+        """Delete sessions that expired or were signed out more than a day ago; how many."""
+        from sqlalchemy import delete, or_
+
+        cutoff = self._now() - _DAY
+        query = delete(WebSessionRow).where(
+            or_(WebSessionRow.expires_at < cutoff, WebSessionRow.revoked_at < cutoff)
+        )
+        with self._writer.begin() as connection:
+            return connection.execute(query).rowcount
+
     # --- plans ----------------------------------------------------------------------------------------
 
     def get_plan(self, name: str) -> Plan | None:
@@ -320,6 +398,17 @@ def _to_account(row: AccountRow) -> Account:
         disabled=row.disabled,
         created_at=row.created_at,
         plan=row.plan,
+    )
+
+
+def _to_session(row: WebSessionRow) -> WebSession:
+    return WebSession(
+        session_id=row.session_id,
+        account_id=row.account_id,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        user_agent=row.user_agent,
+        revoked_at=row.revoked_at,
     )
 
 

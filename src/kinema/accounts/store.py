@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from kinema.accounts.credits import LedgerPage, Pack
     from kinema.accounts.ledger import Ledger
     from kinema.accounts.plans import Plan
+    from kinema.accounts.sessions import NewSession, WebSession
     from kinema.accounts.usage import UsageRow
 
 Role = Literal["admin", "member"]
@@ -179,6 +180,32 @@ class AccountStore(Protocol):
 
     def webhook_secret(self, account_id: str) -> str | None:
         """The account's webhook signing secret, or None if it never had one."""
+        ...
+
+    # --- passwords and studio sessions (kinema.accounts.sessions) ---------------------------------------
+
+    def set_password(self, account_id: str, password: str | None, *, keep_session: str | None = None) -> None:
+        """Set (policy-checked, scrypt-hashed) or remove the password; ends the account's other sessions."""
+        ...
+
+    def has_password(self, account_id: str) -> bool: ...
+
+    def verify_password(self, account_id: str, password: str) -> bool: ...
+
+    def sign_in(self, name: str, password: str, *, hours: float = ..., user_agent: str = "") -> NewSession:
+        """A new session for the right name and password; `WrongPassword` or `AccountDisabled` otherwise."""
+        ...
+
+    def session(self, token: str) -> WebSession | None:
+        """The live session behind a cookie token, or None."""
+        ...
+
+    def sign_out(self, account_id: str, session_id: str | None = None) -> int:
+        """End one of the account's sessions, or all of them (None); how many ended."""
+        ...
+
+    def list_sessions(self, account_id: str) -> builtins.list[WebSession]:
+        """The account's live sessions, newest first."""
         ...
 
     # --- plans ------------------------------------------------------------------------------------------

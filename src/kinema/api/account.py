@@ -11,17 +11,20 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from kinema.accounts import Account, AccountStore, KeyInfo
 from kinema.accounts.credits import LedgerEntry
 from kinema.accounts.plans import Plan
+from kinema.accounts.sessions import WebSession
 from kinema.accounts.usage import UsageRow, write_usage_csv
 from kinema.api.auth import Caller
+from kinema.api.bodies import Body
 from kinema.api.context import ApiContext
 from kinema.api.deps import caller, context
 from kinema.api.errors import ApiError, envelope
 from kinema.api.views import ms
+from kinema.errors import InvalidRequest
 from kinema.jobs import TaskStore
 
 router = APIRouter(prefix="/api/v1/account", tags=["account"])
@@ -116,6 +119,7 @@ def account_view(ctx: ApiContext, account: Account) -> dict[str, Any]:
         "created_at": ms(account.created_at),
         "plan": plan_view(plan) if plan else {"name": account.plan},
         "balance": accounts.balance(account.account_id),
+        "has_password": accounts.has_password(account.account_id),
         "concurrency": {
             "video": {"used": used["video"], "limit": plan.video_concurrency if plan else None},
             "image": {"used": used["image"], "limit": plan.image_concurrency if plan else None},
@@ -219,6 +223,59 @@ def revoke_my_key(key_id: str, ctx: Ctx, who: Who) -> dict[str, Any]:
 def rotate_webhook_secret(ctx: Ctx, who: Who) -> dict[str, Any]:
     """A new secret for signing callbacks (Standard Webhooks); shown in this answer only."""
     return envelope({"webhook_secret": accounts_of(ctx).set_webhook_secret(who.account_id)})
+
+
+class PasswordChange(Body):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str | None = Field(
+        None, max_length=256, description="The password now; needed when the account has one."
+    )
+    new_password: str | None = Field(
+        None, max_length=256, description="At least 8 characters; null removes the password (keys only)."
+    )
+
+
+@router.put("/password")
+def change_password(body: PasswordChange, ctx: Ctx, who: Who) -> dict[str, Any]:
+    """Set or change the studio password; every other session of the account ends."""
+    accounts = accounts_of(ctx)
+    if accounts.has_password(who.account_id):
+        if body.current_password is None:
+            raise ApiError(1201, "current_password: required to change the password")
+        if not accounts.verify_password(who.account_id, body.current_password):
+            raise ApiError(1201, "current_password: is not the account's password")
+    try:
+        accounts.set_password(who.account_id, body.new_password, keep_session=who.session_id)
+    except InvalidRequest as exc:
+        raise ApiError(1201, str(exc)) from None
+    return envelope({"has_password": body.new_password is not None})
+
+
+def web_session_view(session: WebSession, current: str | None) -> dict[str, Any]:
+    return {
+        "session_id": session.session_id,
+        "created_at": ms(session.created_at),
+        "expires_at": ms(session.expires_at),
+        "user_agent": session.user_agent,
+        "current": session.session_id == current,
+    }
+
+
+@router.get("/sessions")
+def my_sessions(ctx: Ctx, who: Who) -> dict[str, Any]:
+    """Browsers signed in to this account now, newest first."""
+    listed = accounts_of(ctx).list_sessions(who.account_id)
+    return envelope({"sessions": [web_session_view(s, who.session_id) for s in listed]})
+
+
+@router.delete("/sessions/{session_id}")
+def end_my_session(session_id: str, ctx: Ctx, who: Who) -> dict[str, Any]:
+    """Sign one browser out of this account (`all` signs out every browser)."""
+    ended = accounts_of(ctx).sign_out(who.account_id, None if session_id == "all" else session_id)
+    if ended == 0 and session_id != "all":
+        raise ApiError(1203, f"session {session_id!r} does not exist or has already ended")
+    return envelope({"ended": ended})
 
 
 _DAYS30 = datetime(2000, 1, 31, tzinfo=UTC) - datetime(2000, 1, 1, tzinfo=UTC)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from kinema.accounts import Account, AccountNotFound, AccountStore, KeyNotFound
+from kinema.accounts.passwords import check_password
 from kinema.accounts.plans import Plan, PlanNotFound
 from kinema.api.account import (
     CSV_RESPONSE,
@@ -62,6 +63,7 @@ class AccountCreate(Body):
     name: str = Field(min_length=1, max_length=64)
     role: Literal["admin", "member"] = "member"
     plan: str | None = Field(None, max_length=64)
+    password: str | None = Field(None, max_length=256, description="A studio password (optional).")
 
 
 @router.get("/accounts")
@@ -72,15 +74,33 @@ def list_accounts(ctx: Ctx, accounts: Admin) -> dict[str, Any]:
 @router.post("/accounts")
 def create_account(body: AccountCreate, ctx: Ctx, accounts: Admin) -> dict[str, Any]:
     try:
+        if body.password is not None:
+            check_password(body.password, name=body.name)
         account = accounts.create_account(body.name, role=body.role, plan=body.plan)
     except PlanNotFound as exc:
         raise ApiError(1201, f"plan: {exc}") from None
+    if body.password is not None:
+        accounts.set_password(account.account_id, body.password)
     return envelope(account_view(ctx, account))
 
 
 @router.get("/accounts/{account_id}")
 def get_account(account_id: str, ctx: Ctx, accounts: Admin) -> dict[str, Any]:
     return envelope(account_view(ctx, _account(accounts, account_id)))
+
+
+class PasswordSet(Body):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str | None = Field(max_length=256, description="The new password; null removes it.")
+
+
+@router.put("/accounts/{account_id}/password")
+def set_password(account_id: str, body: PasswordSet, ctx: Ctx, accounts: Admin) -> dict[str, Any]:
+    """Set or remove an account's studio password (a reset); every session of the account ends."""
+    account = _account(accounts, account_id)
+    accounts.set_password(account.account_id, body.password)
+    return envelope(account_view(ctx, account))
 
 
 class PlanChange(Body):

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kinema import __version__
-from kinema.api import account, admin, kling, tasks
+from kinema.api import account, admin, kling, session, tasks
 from kinema.api.context import ApiContext
 from kinema.api.errors import (
     ERROR_RESPONSES,
@@ -84,6 +84,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(tasks.router, responses=ERROR_RESPONSES, dependencies=checked)
     app.include_router(account.router, responses=ERROR_RESPONSES, dependencies=checked)
     app.include_router(admin.router, responses=ERROR_RESPONSES, dependencies=checked)
+    app.include_router(session.router, responses=ERROR_RESPONSES, dependencies=checked)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

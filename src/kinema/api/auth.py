@@ -19,7 +19,8 @@ LEEWAY_SECONDS = 10
 @dataclass(frozen=True)
 class Caller:
     account_id: str
-    access_key: str | None  # None when a static API key was used
+    access_key: str | None  # None when a static API key or a session cookie was used
+    session_id: str | None = None  # the studio's session, when signed in with a password
 
 
 # access key -> (account id, secret key); static API key -> account id. None when unknown.

@@ -6,6 +6,7 @@ workers publish, writes tasks, and reads them back. Everything it talks to is a 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -13,7 +14,7 @@ from typing import Protocol
 from kinema.accounts import AccountStore
 from kinema.accounts.prices import PriceTable
 from kinema.api.catalog import Catalog
-from kinema.api.ratelimit import RateLimiter
+from kinema.api.ratelimit import RateLimiter, SignInThrottle
 from kinema.jobs import Task, TaskStore
 from kinema.net.fetch import FetchPolicy
 from kinema.storage.base import MediaStorage
@@ -41,6 +42,7 @@ class ApiConfig:
     max_extend_seconds: float = 180.0
     extend_step_seconds: float = 5.0
     sse_poll_seconds: float = 0.5
+    session_hours: float = 7 * 24.0  # how long a studio sign-in lasts
 
 
 @dataclass
@@ -57,3 +59,7 @@ class ApiContext:
     accounts: AccountStore | None = None
     prices: PriceTable = field(default_factory=PriceTable)
     rate: RateLimiter = field(default_factory=RateLimiter)
+    sign_ins: SignInThrottle = field(default_factory=SignInThrottle)
+    # Signs CSRF tokens; API processes sharing a database must share it (`kinema serve` passes the
+    # data folder's secret). The default, drawn per process, suits one process and tests.
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))

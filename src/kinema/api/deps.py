@@ -1,16 +1,31 @@
 """Request-scoped helpers: the API context from app state and the authenticated caller.
 
-Both are `async` so FastAPI runs them on the event loop instead of hopping to the thread pool: the
-context is a dict lookup and authentication is an HMAC over cached keys (kinema.api.keycache), so
-neither blocks for long (a key not seen for a few seconds costs one indexed query).
+A caller is named by an `Authorization` header (a JWT signed with a key pair, or a static API key; what
+API clients send) or, failing that, by the studio's `kinema_session` cookie. A cookie rides along with
+every request the browser makes, including ones a hostile page triggers, so a cookie-authenticated
+request that changes something (any method but GET, HEAD, OPTIONS) must also carry the session's CSRF
+token in `X-CSRF-Token`; SameSite=Strict on the cookie is the second line.
+
+Both dependencies are `async` so FastAPI runs them on the event loop instead of hopping to the thread
+pool: the context is a dict lookup and header authentication is an HMAC over cached keys
+(kinema.api.keycache). A session cookie costs one indexed query, so sign-out takes effect at once.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from kinema.api.auth import Caller, authenticate
 from kinema.api.context import ApiContext
+from kinema.api.errors import ApiError
+
+SESSION_COOKIE = "kinema_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def context_of(request: Request) -> ApiContext:
@@ -22,11 +37,28 @@ async def context(request: Request) -> ApiContext:
     return context_of(request)
 
 
+def csrf_token(ctx: ApiContext, session_token: str) -> str:
+    """The CSRF token of a session: an HMAC of its cookie token under the server's secret."""
+    mac = hmac.new(ctx.secret, b"kinema-csrf\x00" + session_token.encode(), hashlib.sha256)
+    return mac.hexdigest()
+
+
 async def caller(request: Request) -> Caller:
-    """The account behind the `Authorization` header, or 401 with codes 1000–1004."""
+    """The account behind the `Authorization` header or the session cookie; 401 with codes 1000–1004."""
     ctx = context_of(request)
-    return authenticate(
-        request.headers.get("authorization"),
-        secret_for=ctx.keys.secret_for,
-        account_for_api_key=ctx.keys.account_for_api_key,
-    )
+    header = request.headers.get("authorization")
+    token = request.cookies.get(SESSION_COOKIE)
+    if header is not None or not token or ctx.accounts is None:
+        return authenticate(
+            header, secret_for=ctx.keys.secret_for, account_for_api_key=ctx.keys.account_for_api_key
+        )
+    session = await run_in_threadpool(ctx.accounts.session, token)
+    if session is None:
+        raise ApiError(1004, "your session has ended (expired or signed out); sign in again")
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), csrf_token(ctx, token).encode()):
+            raise ApiError(
+                1103, "missing or wrong X-CSRF-Token header; send the csrf_token the sign-in returned"
+            )
+    return Caller(account_id=session.account_id, access_key=None, session_id=session.session_id)
