@@ -99,6 +99,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/account/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Change Password
+         * @description Set or change the studio password; every other session of the account ends.
+         */
+        put: operations["change_password_api_v1_account_password_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/account/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * My Sessions
+         * @description Browsers signed in to this account now, newest first.
+         */
+        get: operations["my_sessions_api_v1_account_sessions_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/account/sessions/{session_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * End My Session
+         * @description Sign one browser out of this account (`all` signs out every browser).
+         */
+        delete: operations["end_my_session_api_v1_account_sessions__session_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/account/usage": {
         parameters: {
             query?: never;
@@ -260,6 +320,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/accounts/{account_id}/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set Password
+         * @description Set or remove an account's studio password (a reset); every session of the account ends.
+         */
+        put: operations["set_password_api_v1_admin_accounts__account_id__password_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/accounts/{account_id}/plan": {
         parameters: {
             query?: never;
@@ -346,6 +426,34 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Current Session
+         * @description The session this browser is signed in with (401 / 1001 when it has none), with its CSRF token.
+         */
+        get: operations["current_session_api_v1_session_get"];
+        put?: never;
+        /**
+         * Sign In
+         * @description Check the name and password; on success set the session cookie and return the CSRF token.
+         */
+        post: operations["sign_in_api_v1_session_post"];
+        /**
+         * Sign Out
+         * @description End this browser's session and clear its cookie; harmless when not signed in.
+         */
+        delete: operations["sign_out_api_v1_session_delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -652,6 +760,11 @@ export interface components {
         AccountCreate: {
             /** Name */
             name: string;
+            /**
+             * Password
+             * @description A studio password (optional).
+             */
+            password?: string | null;
             /** Plan */
             plan?: string | null;
             /**
@@ -861,6 +974,27 @@ export interface components {
              */
             kind?: "pair" | "static";
         };
+        /** PasswordChange */
+        PasswordChange: {
+            /**
+             * Current Password
+             * @description The password now; needed when the account has one.
+             */
+            current_password?: string | null;
+            /**
+             * New Password
+             * @description At least 8 characters; null removes the password (keys only).
+             */
+            new_password?: string | null;
+        };
+        /** PasswordSet */
+        PasswordSet: {
+            /**
+             * Password
+             * @description The new password; null removes it.
+             */
+            password: string | null;
+        };
         /** PlanChange */
         PlanChange: {
             /** Plan */
@@ -888,6 +1022,22 @@ export interface components {
             requests_per_minute?: number | null;
             /** Video Concurrency */
             video_concurrency?: number | null;
+        };
+        /** SignIn */
+        SignIn: {
+            /**
+             * Name
+             * @description The account's name.
+             */
+            name: string;
+            /** Password */
+            password: string;
+            /**
+             * Remember
+             * @description Keep the cookie after the browser closes (until the session expires); false makes it a browser-session cookie.
+             * @default true
+             */
+            remember?: boolean;
         };
         /**
          * TaskCreate
@@ -1231,6 +1381,132 @@ export interface operations {
             };
             header?: never;
             path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Refused (KLING_API.md §8): 400 with 1200/1201/1301, 401 with 1000-1004, 403 with 1103, 404 with 1202/1203, 429 with 1100/1102/1302/1303 */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 500 with 5000, 503 with 5001, 504 with 5002 */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    change_password_api_v1_account_password_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordChange"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Refused (KLING_API.md §8): 400 with 1200/1201/1301, 401 with 1000-1004, 403 with 1103, 404 with 1202/1203, 429 with 1100/1102/1302/1303 */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 500 with 5000, 503 with 5001, 504 with 5002 */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    my_sessions_api_v1_account_sessions_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Refused (KLING_API.md §8): 400 with 1200/1201/1301, 401 with 1000-1004, 403 with 1103, 404 with 1202/1203, 429 with 1100/1102/1302/1303 */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 500 with 5000, 503 with 5001, 504 with 5002 */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    end_my_session_api_v1_account_sessions__session_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -1736,6 +2012,52 @@ export interface operations {
             };
         };
     };
+    set_password_api_v1_admin_accounts__account_id__password_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                account_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordSet"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Refused (KLING_API.md §8): 400 with 1200/1201/1301, 401 with 1000-1004, 403 with 1103, 404 with 1202/1203, 429 with 1100/1102/1302/1303 */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 500 with 5000, 503 with 5001, 504 with 5002 */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     change_plan_api_v1_admin_accounts__account_id__plan_post: {
         parameters: {
             query?: never;
@@ -1913,6 +2235,130 @@ export interface operations {
         };
     };
     list_models_api_v1_models_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Refused (KLING_API.md §8): 400 with 1200/1201/1301, 401 with 1000-1004, 403 with 1103, 404 with 1202/1203, 429 with 1100/1102/1302/1303 */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 500 with 5000, 503 with 5001, 504 with 5002 */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    current_session_api_v1_session_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Refused (KLING_API.md §8): 400 with 1200/1201/1301, 401 with 1000-1004, 403 with 1103, 404 with 1202/1203, 429 with 1100/1102/1302/1303 */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 500 with 5000, 503 with 5001, 504 with 5002 */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sign_in_api_v1_session_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Refused (KLING_API.md §8): 400 with 1200/1201/1301, 401 with 1000-1004, 403 with 1103, 404 with 1202/1203, 429 with 1100/1102/1302/1303 */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 500 with 5000, 503 with 5001, 504 with 5002 */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sign_out_api_v1_session_delete: {
         parameters: {
             query?: never;
             header?: never;
