@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     allow_hosts: list[str] = []  # hosts that URL inputs and callbacks may reach despite the SSRF rules
     prices_file: Path | None = None  # TOML price table (credits per second / image per model); None: defaults
     secret: str | None = None  # signs media links; None: a random one kept in <data_dir>/secret.key
+    session_hours: float = 7 * 24.0  # how long a studio sign-in lasts
+    admin_password: str | None = None  # the first admin's studio password; None: a random one, printed once
     storage: str = "local"  # local | s3
     s3_bucket: str | None = None
     s3_endpoint_url: str | None = None

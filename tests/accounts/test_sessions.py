@@ -181,3 +181,18 @@ def test_sql_keeps_only_hashes(accounts: AccountStore) -> None:
         hashes = connection.execute(select(WebSessionRow.token_hash)).scalars().all()
     assert stored.startswith("scrypt$") and GOOD not in stored
     assert hashes == [token_hash(opened.token)] and opened.token not in hashes
+
+
+def test_ended_sessions_are_forgotten_a_day_later(accounts: AccountStore, clock: FakeClock) -> None:
+    alice = accounts.create_account("alice")
+    accounts.set_password(alice.account_id, GOOD)
+    short, signed_out, live = (accounts.sign_in("alice", GOOD, hours=h) for h in (1, 48, 48))
+    accounts.sign_out(alice.account_id, signed_out.session.session_id)
+    assert accounts.sweep_sessions() == 0
+    clock.advance(24 * 3600 + 1)  # a day after the sign-out, not yet a day after the expiry
+    assert accounts.sweep_sessions() == 1
+    clock.advance(3600)
+    assert accounts.sweep_sessions() == 1
+    assert accounts.session(live.token) is not None
+    assert [s.session_id for s in accounts.list_sessions(alice.account_id)] == [live.session.session_id]
+    assert accounts.session(short.token) is None

@@ -96,9 +96,41 @@ def test_create_admin_prints_a_working_key_pair_once(url: str) -> None:
         admin = store.account_by_name("admin")
         assert admin is not None and (admin.role, admin.plan) == ("admin", "unlimited")
         assert store.secret_for(shown["access_key"]) == (admin.account_id, shown["secret_key"])
+        assert len(shown["password"]) >= 16 and store.sign_in("admin", shown["password"]).token
     assert "exists already; make it another key pair with `kinema keys create --account admin`" in refused(
         "create-admin"
     )
+
+
+def test_create_admin_takes_the_password_from_the_environment(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KINEMA_ADMIN_PASSWORD", "short")
+    assert "password: use at least 8 characters" in refused("create-admin")
+    monkeypatch.setenv("KINEMA_ADMIN_PASSWORD", "the operator's choice")
+    assert json.loads(ok("create-admin", "--json"))["password"] == "the operator's choice"
+    with closing(open_accounts(url)) as store:
+        assert store.sign_in("admin", "the operator's choice").account.role == "admin"
+
+
+def test_set_password_from_stdin_resets_and_removes(url: str) -> None:
+    ok("create", "acme")
+    result = runner.invoke(
+        app, ["accounts", "set-password", "acme", "--password-stdin"], input="a good phrase\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "every studio session of the account has ended" in one_line(result.stderr)
+    with closing(open_accounts(url)) as store:
+        opened = store.sign_in("acme", "a good phrase")
+    weak = runner.invoke(app, ["accounts", "set-password", "acme", "--password-stdin"], input="weak\n")
+    assert weak.exit_code == 2 and "at least 8 characters" in one_line(weak.output)
+    empty = runner.invoke(app, ["accounts", "set-password", "acme", "--password-stdin"], input="")
+    assert empty.exit_code == 2 and "no password on standard input" in one_line(empty.output)
+    assert "no account named 'nobody'" in refused("set-password", "nobody", "--password-stdin")
+    ok("set-password", "acme", "--remove")
+    with closing(open_accounts(url)) as store:
+        assert store.session(opened.token) is None
+        assert not store.has_password(store.account_by_name("acme").account_id)  # type: ignore[union-attr]
 
 
 def test_create_admin_without_json_shows_the_pair_and_warns(url: str) -> None:
@@ -107,6 +139,7 @@ def test_create_admin_without_json_shows_the_pair_and_warns(url: str) -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("access key: ak_") and lines[1].startswith("secret key: sk_")
+    assert lines[2].startswith("password:   ")
     assert "shown only now" in one_line(result.stderr)
 
 

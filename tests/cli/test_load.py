@@ -204,3 +204,47 @@ def test_a_thousand_concurrent_tasks_all_succeed_exactly_once(served: Served) ->
         f"\n{TASKS} tasks: submitted in {submitted - start:.1f} s, all succeeded "
         f"{finished - submitted:.1f} s later; attempts {dict(attempts)}"
     )
+
+
+async def race(served: Served, api_key: str, count: int) -> list[httpx.Response]:
+    """`count` creates sent at once with one account's key, half on each API surface."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
+    async with httpx.AsyncClient(base_url=served.url, headers=headers, limits=limits, timeout=60) as client:
+
+        async def one(i: int) -> httpx.Response:
+            if i % 2 == 0:
+                body: dict[str, Any] = {"model_name": "kling-v1", "prompt": f"race {i}", "duration": "5"}
+                return await client.post("/v1/videos/text2video", json=body)
+            body = {"kind": "text2video", "model": "fake", "prompt": f"race {i}", "duration": 5}
+            return await client.post("/api/v1/tasks", json=body)
+
+        return await asyncio.gather(*(one(i) for i in range(count)))
+
+
+def admin_post(served: Served, method: str, path: str, body: dict[str, Any]) -> Any:
+    response = httpx.request(method, served.url + path, json=body, headers=served.headers(), timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+def test_parallel_clients_cannot_overspend(served: Served) -> None:
+    """60 creates race for 100 credits at 10 credits each: exactly 10 are charged, 50 refused with 1102,
+    and the balance ends at 0, never below (SQLite's write lock; Postgres row locks)."""
+    plan = {"daily_free_credits": 0, "monthly_credits": 0, "video_concurrency": 1000, "metered": True}
+    admin_post(served, "PUT", "/api/v1/admin/plans/racer", {**plan, "requests_per_minute": 0})
+    account = admin_post(served, "POST", "/api/v1/admin/accounts", {"name": "racer", "plan": "racer"})
+    ident = account["account_id"]
+    admin_post(served, "POST", f"/api/v1/admin/accounts/{ident}/credits", {"credits": 100})
+    key = admin_post(served, "POST", f"/api/v1/admin/accounts/{ident}/keys", {"kind": "static"})["api_key"]
+
+    answers = asyncio.run(race(served, key, 60))
+
+    outcomes = Counter((r.status_code, r.json()["code"]) for r in answers)
+    assert outcomes == {(200, 0): 10, (429, 1102): 50}, [r.text for r in answers if r.status_code != 200][:3]
+    mine = {"Authorization": f"Bearer {key}"}
+    me = httpx.get(served.url + "/api/v1/account", headers=mine, timeout=30).json()["data"]
+    assert me["balance"] == 0
+    ledger = httpx.get(served.url + "/api/v1/account/ledger", headers=mine, timeout=30).json()["data"]
+    charges = [e["amount"] for e in ledger["entries"] if e["kind"] == "charge"]
+    assert sorted(charges) == [-10] * 10 and ledger["total"] == 11  # the grant and ten charges

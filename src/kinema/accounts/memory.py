@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
@@ -242,6 +242,18 @@ class MemoryAccountStore(books.Bookkeeping, SignIns):
                 for hashed, session in list(self._sessions.items())
                 if session.account_id == account_id and session_id in (None, session.session_id)
             )
+
+    def sweep_sessions(self) -> int:
+        cutoff = self._now() - timedelta(days=1)
+        with self._lock:
+            ended = [
+                hashed
+                for hashed, s in self._sessions.items()
+                if s.expires_at < cutoff or (s.revoked_at is not None and s.revoked_at < cutoff)
+            ]
+            for hashed in ended:
+                del self._sessions[hashed]
+        return len(ended)
 
     def _sessions_of(self, account_id: str) -> builtins.list[WebSession]:
         with self._lock:

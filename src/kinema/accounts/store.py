@@ -208,6 +208,10 @@ class AccountStore(Protocol):
         """The account's live sessions, newest first."""
         ...
 
+    def sweep_sessions(self) -> int:
+        """Forget sessions that expired or were signed out more than a day ago; how many."""
+        ...
+
     # --- plans ------------------------------------------------------------------------------------------
 
     def get_plan(self, name: str) -> Plan | None: ...

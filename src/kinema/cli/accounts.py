@@ -1,12 +1,14 @@
 """`kinema accounts …`: accounts, their plans and credits, and usage reports, from the command line.
 
 The database is the server's (Settings: `KINEMA_DATA_DIR`, `KINEMA_DATABASE_URL`; the options win), as
-for `kinema keys`. `create-admin` prints a key pair exactly once. Nothing here imports torch.
+for `kinema keys`. `create-admin` prints a key pair and a password exactly once; `set-password` sets
+the password an account signs in to the studio with. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
@@ -15,9 +17,11 @@ from typing import Annotated, Any, cast
 
 import typer
 
-from kinema.accounts import ADMIN_PLAN, Account, Plan, Role, write_usage_csv
+from kinema.accounts import ADMIN_PLAN, Account, AccountStore, KeyPair, Plan, Role, write_usage_csv
+from kinema.accounts.passwords import check_password
 from kinema.cli.keys import AsJson, DatabaseUrl, DataDir, account_store, existing
 from kinema.cli.main import app, clear_errors, console, fail
+from kinema.settings import Settings
 
 accounts_app = typer.Typer(
     help="Create and manage accounts, their plans and credits; export usage.", no_args_is_help=True
@@ -42,27 +46,79 @@ def create(
     _show(account, as_json)
 
 
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input (one line).")
+]
+
+
+def read_password(from_stdin: bool) -> str:
+    """One line from stdin, or typed twice at a prompt that does not echo."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise fail("no password on standard input; pipe one line, e.g. `printf '%s\\n' \"$PW\" | …`")
+        return line.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise fail("no terminal to ask for the password; pass --password-stdin and pipe it in")
+    first = typer.prompt("New password", hide_input=True)
+    if typer.prompt("Repeat it", hide_input=True) != first:
+        raise fail("the two passwords differ; run the command again")
+    return str(first)
+
+
+@accounts_app.command("set-password")
+def set_password(
+    name: Name,
+    password_stdin: PasswordStdin = False,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the password (keys only).")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Set (or reset) the password the account signs in to the studio with; its sessions end."""
+    with clear_errors(), account_store(data_dir, database_url) as store:
+        account = existing(store, name)
+        store.set_password(account.account_id, None if remove else read_password(password_stdin))
+    done = "removed" if remove else "set"
+    console.print(f"password of {account.name} {done}; every studio session of the account has ended")
+
+
 @accounts_app.command("create-admin")
 def create_admin(as_json: AsJson = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
-    """Create the `admin` account on the unlimited plan and print its key pair, once."""
+    """Create the `admin` account on the unlimited plan; print its key pair and studio password, once.
+
+    The password is `KINEMA_ADMIN_PASSWORD` when set, else drawn at random.
+    """
+    settings = Settings()
     with clear_errors(), account_store(data_dir, database_url) as store:
         if store.account_by_name("admin") is not None:
             raise fail(
                 "an account named 'admin' exists already; make it another key pair with "
-                "`kinema keys create --account admin`"
+                "`kinema keys create --account admin` or reset its password with "
+                "`kinema accounts set-password admin`"
             )
-        account = store.create_account("admin", role="admin", plan=ADMIN_PLAN)
-        pair = store.create_key_pair(account.account_id)
+        account, pair, password = make_admin(store, settings.admin_password)
     if as_json:
         shown = {
             "account_id": account.account_id,
             "access_key": pair.access_key,
             "secret_key": pair.secret_key,
+            "password": password,
         }
         typer.echo(json.dumps(shown))
         return
-    typer.echo(f"access key: {pair.access_key}\nsecret key: {pair.secret_key}")
-    console.print(f"account admin ({account.account_id}): the secret key is shown only now; keep it safe")
+    typer.echo(f"access key: {pair.access_key}\nsecret key: {pair.secret_key}\npassword:   {password}")
+    console.print(
+        f"account admin ({account.account_id}): secret key and password are shown only now; keep them safe"
+    )
+
+
+def make_admin(store: AccountStore, password: str | None) -> tuple[Account, KeyPair, str]:
+    """The `admin` account with a key pair and a studio password (`password`, else a random one)."""
+    chosen = password or secrets.token_urlsafe(12)
+    check_password(chosen, name="admin")
+    account = store.create_account("admin", role="admin", plan=ADMIN_PLAN)
+    store.set_password(account.account_id, chosen)
+    return account, store.create_key_pair(account.account_id), chosen
 
 
 @accounts_app.command("list")
