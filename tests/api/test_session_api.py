@@ -14,16 +14,10 @@ from apikit import Api, make_api
 from fastapi.testclient import TestClient
 
 from kinema.accounts import MemoryAccountStore
-from kinema.accounts import passwords as pw
 
 SESSION = "/api/v1/session"
 TASKS = "/api/v1/tasks"
 GOOD = "correct horse battery"
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pw, "COST", pw.Cost(log_n=12))
 
 
 @pytest.fixture
