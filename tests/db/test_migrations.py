@@ -1,6 +1,6 @@
 """One migration chain for the whole database: it ships in the package, builds exactly the ORM tables of
-every owner (tasks and workers; accounts, keys, plans and credits), backfills what a new column needs
-from the rows already there, and whichever store opens first migrates it all."""
+every owner (tasks, workers and callbacks; accounts, keys, plans and credits), backfills what a new
+column needs from the rows already there, and whichever store opens first migrates it all."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from kinema.jobs.transitions import QUEUE_FLOOR, queue_place
 TABLES = {
     "tasks",
     "workers",
+    "callbacks",
     "accounts",
     "api_keys",
     "web_sessions",
@@ -139,6 +140,18 @@ def test_0004_downgrades_to_the_old_queue_index_and_upgrades_again(sql_url: str)
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
     engine.dispose()
+
+
+@over_sql
+def test_0007_downgrades_without_the_callback_outbox_and_upgrades_again(migrated: Engine) -> None:
+    migrate.downgrade(migrated, "0006")
+    with migrated.connect() as connection:
+        assert "callbacks" not in inspect(connection).get_table_names()
+
+    migrate.upgrade(migrated)
+
+    with migrated.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
 
 
 @over_sql

@@ -1,4 +1,5 @@
-"""Retention: expired finished tasks lose their media, then their rows; live tasks and others' media stay."""
+"""Retention: expired finished tasks lose their media, then their rows; live tasks and others' media stay;
+sent callbacks leave the outbox a retention period after they finished."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 from worker_fakes import ACCOUNT
 
 from kinema.engine import video
-from kinema.jobs import DEFAULT_RETENTION, FakeClock, MemoryTaskStore, Task
+from kinema.jobs import DEFAULT_RETENTION, Callback, FakeClock, MemoryTaskStore, Task
 from kinema.storage.local import LocalStorage
 from kinema.worker import Worker, sweep
 from kinema.worker.retention import media_keys
@@ -59,3 +60,28 @@ def test_media_keys_cover_crashed_attempts_but_not_the_extended_video(store: Mem
     assert f"tasks/{tid}/video-1.mp4" in keys and f"tasks/{tid}/preview.png" in keys
     assert "tasks/111/video-0.mp4" not in keys
     assert all(key.startswith(f"tasks/{tid}/") for key in keys)
+
+
+def test_sweep_prunes_callbacks_finished_a_retention_period_ago(
+    clock: FakeClock, storage: LocalStorage
+) -> None:
+    def callbacks(task: Task) -> Callback:
+        return Callback(
+            url="https://hooks.example.com/k", body="{}", msg_id=f"msg_{task.task_id}_{task.status}"
+        )
+
+    store = MemoryTaskStore(clock=clock, callbacks=callbacks)
+    sent, waiting = (
+        store.create(account_id=ACCOUNT, kind="text2image", model="fake", request={}) for _ in range(2)
+    )
+    entry = store.outbox.claim("sender", 60)
+    assert entry is not None and entry.task_id == sent.task_id
+    assert store.outbox.delivered(entry.callback_id, "sender")
+
+    clock.advance(DEFAULT_RETENTION.total_seconds() - 1)
+    sweep(store, storage, clock.now())
+    assert len(store.outbox.entries(sent.task_id)) == 1
+    clock.advance(1)
+    sweep(store, storage, clock.now())
+    assert store.outbox.entries(sent.task_id) == []
+    assert [e.state for e in store.outbox.entries(waiting.task_id)] == ["pending"]  # never pruned unsent

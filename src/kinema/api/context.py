@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from kinema.accounts import AccountStore
 from kinema.accounts.prices import PriceTable
@@ -18,6 +18,9 @@ from kinema.api.ratelimit import RateLimiter, SignInThrottle
 from kinema.jobs import Task, TaskStore
 from kinema.net.fetch import FetchPolicy
 from kinema.storage.base import MediaStorage
+
+if TYPE_CHECKING:
+    from kinema.api.keycache import CachedPlans
 
 
 class KeyLookups(Protocol):
@@ -63,3 +66,11 @@ class ApiContext:
     # Signs CSRF tokens; API processes sharing a database must share it (`kinema serve` passes the
     # data folder's secret). The default, drawn per process, suits one process and tests.
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    # Each account's plan for admission (rate limit, priority), cached a few seconds; from `accounts`.
+    plans: CachedPlans | None = None
+
+    def __post_init__(self) -> None:
+        if self.plans is None and self.accounts is not None:
+            from kinema.api.keycache import CachedPlans
+
+            self.plans = CachedPlans(self.accounts)

@@ -1,7 +1,10 @@
-"""Key lookups cached for a few seconds: authentication without a database round trip per request.
+"""Key and plan lookups cached for a few seconds: authentication and admission without a database
+round trip per request.
 
 A revoked key or a disabled account therefore keeps working for at most `ttl_seconds` (5 by default) in
-each API process; unknown keys are cached too, so a flood of bad tokens cannot hammer the database.
+each API process; unknown keys are cached too, so a flood of bad tokens cannot hammer the database. A
+plan change reaches the rate limit and queue priority within as long; the limits that guard money and
+slots are checked in the create transaction itself (kinema.accounts.billing), never from this cache.
 """
 
 from __future__ import annotations
@@ -9,9 +12,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from kinema.api.context import KeyLookups
+
+if TYPE_CHECKING:
+    from kinema.accounts import AccountStore, Plan
 
 V = TypeVar("V")
 MAX_ENTRIES = 10_000
@@ -52,3 +58,20 @@ class CachedKeys:
 
     def account_for_api_key(self, api_key: str) -> str | None:
         return self._static.get(api_key, self.inner.account_for_api_key)
+
+
+class CachedPlans:
+    """The plan each account is on, remembered for `ttl_seconds` (None: no such account or plan)."""
+
+    def __init__(
+        self, accounts: AccountStore, *, ttl_seconds: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ):
+        self.accounts = accounts
+        self._plans: _TTLCache[Plan | None] = _TTLCache(ttl_seconds, clock)
+
+    def _load(self, account_id: str) -> Plan | None:
+        account = self.accounts.get_account(account_id)
+        return self.accounts.get_plan(account.plan) if account is not None else None
+
+    def plan_of(self, account_id: str) -> Plan | None:
+        return self._plans.get(account_id, self._load)

@@ -213,10 +213,7 @@ def submit(
 
 def _admit(ctx: ApiContext, caller: Caller) -> int:
     """Rate-limit the caller by plan (1302) and return the queue priority their plan gives."""
-    if ctx.accounts is None:
-        return 0
-    account = ctx.accounts.get_account(caller.account_id)
-    plan = ctx.accounts.get_plan(account.plan) if account is not None else None
+    plan = ctx.plans.plan_of(caller.account_id) if ctx.plans is not None else None
     if plan is None:
         return 0
     ctx.rate.take(caller.account_id, plan.requests_per_minute)

@@ -91,6 +91,7 @@ class Server:
         self._upkeep = threading.Thread(target=self._upkeep_loop, name="upkeep", daemon=True)
 
     def start(self) -> None:
+        self.sender.start()
         if self.pool is not None:
             self.pool.start()
         self._upkeep.start()
@@ -120,15 +121,12 @@ def build_server(settings: Settings) -> Server:
     from kinema.api.catalog import Catalog
     from kinema.api.context import ApiConfig, ApiContext
     from kinema.api.keycache import CachedKeys
-    from kinema.cli.services import build_services, notifier
-    from kinema.net.fetch import FetchPolicy
-    from kinema.net.webhooks import CallbackSender
+    from kinema.cli.services import build_services, callback_sender, notifier
 
     services = build_services(settings)
     accounts, prices = services.accounts, services.prices
     first_admin(accounts, settings)
-    policy = FetchPolicy(allow_hosts=frozenset(settings.allow_hosts))
-    sender = CallbackSender(policy=policy)
+    sender = callback_sender(services)
     catalog = Catalog(services.store)
     ctx = ApiContext(
         store=services.store,
@@ -138,11 +136,13 @@ def build_server(settings: Settings) -> Server:
         storage=services.storage,
         catalog=catalog,
         config=ApiConfig(
-            kling_models=settings.kling_models, link_seconds=settings.link_seconds, fetch_policy=policy
+            kling_models=settings.kling_models,
+            link_seconds=settings.link_seconds,
+            fetch_policy=sender.policy,
         ),
     )
     api = create_app(ctx)
-    notify = notifier(services, accounts.webhook_secret, sender, observe=api.state.metrics.observe_task)
+    notify = notifier(sender, observe=api.state.metrics.observe_task)
     ctx.notify = notify
     pool = None
     if settings.workers > 0:

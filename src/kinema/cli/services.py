@@ -1,7 +1,8 @@
 """The composition root of the service: the task store, media storage and signing secret from Settings.
 
 `kinema serve` and `kinema worker` build the same things here, so a worker process sees exactly the
-database and media the server sees. Nothing in this module imports torch.
+database and media the server sees, and both record and send task callbacks the same way. Nothing in
+this module imports torch.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from kinema.accounts import SqlAccountStore, open_accounts
 from kinema.accounts.billing import Billing
 from kinema.accounts.prices import PriceTable
 from kinema.errors import KinemaError
-from kinema.jobs import SqlTaskStore, Task, open_store
+from kinema.jobs import Callback, CallbackFor, SqlTaskStore, Task, open_store
+from kinema.net.fetch import FetchPolicy
+from kinema.net.webhooks import CallbackSender, json_body
 from kinema.settings import Settings
 from kinema.storage.base import MediaStorage
 
@@ -78,22 +80,24 @@ def build_storage(settings: Settings, secret: bytes) -> MediaStorage:
 
 
 def build_services(settings: Settings) -> Services:
-    """Store, accounts and media. Credits move inside the store's transactions (the billing hook), so
-    every process that changes tasks, servers and workers alike, charges and refunds the same way."""
+    """Store, accounts and media. Credits move inside the store's transactions (the billing hook), and
+    so do callbacks (the store's outbox), so every process that changes tasks, servers and workers
+    alike, charges, refunds and records callbacks the same way."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     secret = signing_secret(settings)
     url = settings.resolved_database_url()
     accounts = open_accounts(url)
     prices = PriceTable.from_toml(settings.prices_file) if settings.prices_file else PriceTable()
     billing = Billing(accounts, prices=prices)
-    store = open_store(url, retention=timedelta(days=settings.retention_days), hook=billing.hook)
+    storage = build_storage(settings, secret)
+    store = open_store(
+        url,
+        retention=timedelta(days=settings.retention_days),
+        hook=billing.hook,
+        callbacks=task_callbacks(storage, link_seconds=settings.link_seconds),
+    )
     return Services(
-        settings=settings,
-        store=store,
-        storage=build_storage(settings, secret),
-        secret=secret,
-        accounts=accounts,
-        prices=prices,
+        settings=settings, store=store, storage=storage, secret=secret, accounts=accounts, prices=prices
     )
 
 
@@ -101,35 +105,47 @@ def data_path(settings: Settings, *parts: str) -> Path:
     return settings.data_dir.joinpath(*parts)
 
 
-def notifier(
-    services: Services,
-    webhook_secret: Callable[[str], str | None],
-    sender: Any,
-    *,
-    observe: Callable[[Task], None] | None = None,
-) -> Callable[[Task], None]:
-    """What runs after every status change: metrics, then the task's callback (never blocking).
+def task_callbacks(storage: MediaStorage, *, link_seconds: int) -> CallbackFor:
+    """The callback of a task's change: the task as its creator's API shows it, to its `callback_url`.
 
-    The callback body is the task as its creator's API shows it: Kling's task object for tasks created
-    on `/v1/...`, Kinema's view for `/api/v1/...`, signed when the account has a webhook secret.
+    That is Kling's task object for tasks created on `/v1/...`, Kinema's view for `/api/v1/...`; the
+    message id names the task, its status and the time of the change, so receivers can drop repeats.
     """
     from kinema.api.views import kinema_task, kling_task, ms
 
-    link_seconds = services.settings.link_seconds
+    def callback(task: Task) -> Callback | None:
+        url = task.request.get("callback_url")
+        if not isinstance(url, str) or not url:
+            return None
+        view = kling_task if task.request.get("api") == "kling" else kinema_task
+        return Callback(
+            url=url,
+            body=json_body(view(task, storage, link_seconds=link_seconds)),
+            msg_id=f"msg_{task.task_id}_{task.status}_{ms(task.updated_at)}",
+        )
+
+    return callback
+
+
+def callback_sender(services: Services) -> CallbackSender:
+    """The sender of the store's outbox, signing with each account's webhook secret (not started)."""
+    policy = FetchPolicy(allow_hosts=frozenset(services.settings.allow_hosts))
+    return CallbackSender(services.store.outbox, policy, secret_of=services.accounts.webhook_secret)
+
+
+def notifier(
+    sender: CallbackSender, *, observe: Callable[[Task], None] | None = None
+) -> Callable[[Task], None]:
+    """What runs after every status change this process makes: metrics, then a nudge to the sender.
+
+    The callback itself was recorded in the outbox with the change; waking the sender only makes it
+    look now instead of at its next poll.
+    """
 
     def notify(task: Task) -> None:
         if observe is not None:
             observe(task)
-        url = task.request.get("callback_url")
-        if not url:
-            return
-        view = kling_task if task.request.get("api") == "kling" else kinema_task
-        body = view(task, services.storage, link_seconds=link_seconds)
-        sender.send(
-            url,
-            body,
-            secret=webhook_secret(task.account_id),
-            msg_id=f"msg_{task.task_id}_{task.status}_{ms(task.updated_at)}",
-        )
+        if task.request.get("callback_url"):
+            sender.wake()
 
     return notify

@@ -57,16 +57,13 @@ def worker(
 @contextmanager
 def built(settings: Settings, models: str | None, concurrency: int) -> Iterator[tuple[Any, list[str]]]:
     """The composition root of `kinema worker`: store, storage, engine, callbacks and the pool."""
-    from kinema.cli.services import build_services, notifier
-    from kinema.net.fetch import FetchPolicy
-    from kinema.net.webhooks import CallbackSender
+    from kinema.cli.services import build_services, callback_sender, notifier
     from kinema.worker import WorkerPool, catalog_of
 
     engine, registry = build_engine(settings)
     served = served_models(sorted(registry.models), models)
     services = build_services(settings)
-    accounts = services.accounts
-    sender = CallbackSender(policy=FetchPolicy(allow_hosts=frozenset(settings.allow_hosts)))
+    sender = callback_sender(services).start()
     try:
         pool = WorkerPool(
             concurrency,
@@ -75,7 +72,7 @@ def built(settings: Settings, models: str | None, concurrency: int) -> Iterator[
             engine,
             models=served,
             lease_seconds=settings.lease_seconds,
-            notify=notifier(services, accounts.webhook_secret, sender),
+            notify=notifier(sender),
             catalog=catalog_of(registry, served),
         )
         yield pool, served

@@ -3,7 +3,8 @@
 Thread-safe (one lock around every operation); gone when the process ends. Requests and outputs are
 copied through JSON on the way in and out, as a database would, so callers cannot alias stored state.
 Each write is a transaction of its own: the hook runs (with no connection) after the change is made and
-undoes the whole operation if it raises, as a rolled-back SQL transaction would.
+undoes the whole operation if it raises, as a rolled-back SQL transaction would; the callbacks of the
+operation's changes reach the in-memory outbox only once it has succeeded.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from kinema.db.clock import Clock, SystemClock, to_ms
 from kinema.db.events import EventName, TaskHook
 from kinema.jobs import transitions as tr
 from kinema.jobs.ids import new_task_id
+from kinema.jobs.outbox import Callback, CallbackFor, MemoryOutbox, callback_of
 from kinema.jobs.store import (
     AGING_SECONDS,
     DEFAULT_RETENTION,
@@ -43,13 +45,17 @@ class MemoryTaskStore:
         clock: Clock | None = None,
         retention: timedelta = DEFAULT_RETENTION,
         hook: TaskHook | None = None,
+        callbacks: CallbackFor | None = None,
         aging_seconds: float = AGING_SECONDS,
     ) -> None:
         tr.check_aging(aging_seconds)
         self._clock = clock or SystemClock()
         self._retention = retention
         self._hook = hook
+        self._callbacks = callbacks
         self._aging = aging_seconds
+        self.outbox = MemoryOutbox(clock=self._clock, retention=retention)
+        self._announced: list[tuple[Task, Callback]] = []  # the open transaction's callbacks
         self._tasks: dict[str, Task] = {}
         self._queue_at: dict[str, datetime] = {}  # each queued or once-queued task's place in the queue
         self._workers: dict[str, WorkerInfo] = {}
@@ -71,8 +77,11 @@ class MemoryTaskStore:
                 return
             undo: list[tuple[str, Task | None, datetime | None]] = []
             self._undo = undo
+            self._announced = []
             try:
                 yield
+                for changed, callback in self._announced:
+                    self.outbox.add(changed, callback)
             except BaseException:
                 for task_id, task, queue_at in reversed(undo):
                     if task is None:
@@ -98,10 +107,18 @@ class MemoryTaskStore:
         if event is not None and self._hook is not None:
             self._hook(None, tr.task_event(event, task))
 
-    def _apply(self, task: Task, changes: tr.Changes) -> Task:
+    def _announce(self, task: Task) -> None:
+        """Keep `task`'s callback for the outbox, which gets it when the transaction succeeds."""
+        callback = callback_of(self._callbacks, _copy(task))
+        if callback is not None:
+            self._announced.append((_copy(task), callback))
+
+    def _apply(self, task: Task, changes: tr.Changes, *, announce: bool = True) -> Task:
         updated = replace(task, **changes)
         self._put(updated)
         self._fire(tr.finish_event(task.status, changes), updated)
+        if announce and changes:
+            self._announce(updated)
         return _copy(updated)
 
     def _owned(self, task_id: str, account_id: str) -> Task:
@@ -161,6 +178,7 @@ class MemoryTaskStore:
             )
             self._put(task, tr.queue_place(now, priority, self._aging))
             self._fire("created", task)
+            self._announce(task)
             return _copy(task)
 
     def _external(self, external_task_id: str, account_id: str) -> Task | None:
@@ -239,7 +257,7 @@ class MemoryTaskStore:
             task = self._tasks.get(task_id)
             if task is None or task.status != "processing" or task.lease_owner != worker_id:
                 return Heartbeat(held=False, cancel_requested=task is not None and task.cancel_requested)
-            self._apply(task, changes)
+            self._apply(task, changes, announce=False)
             return Heartbeat(held=True, cancel_requested=task.cancel_requested)
 
     def complete(self, task_id: str, worker_id: str, outputs: Sequence[Mapping[str, Any]]) -> Task:
@@ -269,6 +287,7 @@ class MemoryTaskStore:
             again = replace(task, **tr.retried(task, now))
             self._put(again, tr.queue_place(now, again.priority, self._aging))
             self._fire("requeued", again)
+            self._announce(again)
             return _copy(again)
 
     def delete(self, task_id: str, account_id: str) -> None:

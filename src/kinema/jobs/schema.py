@@ -1,4 +1,5 @@
-"""The `tasks` and `workers` tables as SQLAlchemy 2 typed ORM models, with their indexes and constraints.
+"""The `tasks`, `workers` and `callbacks` tables as SQLAlchemy 2 typed ORM models, with their indexes and
+constraints.
 
 The Alembic migrations in `kinema.db.migrations` create exactly this (a test compares them); the column
 types and the declarative base come from `kinema.db.base`. This module knows the tables, not the state
@@ -10,10 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, Float, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kinema.db.base import Base, JSONDocument, UTCDateTime
+from kinema.jobs.outbox import ENTRY_STATES, MAX_MSG_ID
 from kinema.jobs.store import STATUSES
 from kinema.jobs.transitions import MAX_ACCOUNT, MAX_EXTERNAL, MAX_KEY, MAX_MODEL, MAX_STAGE, MAX_WORKER
 
@@ -76,3 +78,38 @@ class WorkerRow(Base):
 
     # workers(): newest seen first.
     __table_args__ = (Index("ix_workers_seen", "seen_at"),)
+
+
+CallbackId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite numbers rows only as INTEGER
+
+
+class CallbackRow(Base):
+    """The callback outbox (`kinema.jobs.outbox`): each callback a task's change must send, until it is sent.
+
+    Written in the transaction of the task's change; claimed by senders under a lease (`lease_owner`,
+    and `next_attempt_at` moved to when the claim lapses). `body` is the exact JSON text to send.
+    """
+
+    __tablename__ = "callbacks"
+
+    callback_id: Mapped[int] = mapped_column(CallbackId, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(String(32))
+    account_id: Mapped[str] = mapped_column(String(MAX_ACCOUNT))
+    url: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    msg_id: Mapped[str] = mapped_column(String(MAX_MSG_ID))
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(MAX_WORKER))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(f"state IN {tuple(ENTRY_STATES)!r}", name="ck_callbacks_state"),
+        # claim and next_due: the pending entry due first, read straight off the index.
+        Index("ix_callbacks_due", "state", "next_attempt_at", "callback_id"),
+        # prune: entries finished before the retention horizon.
+        Index("ix_callbacks_finished", "finished_at"),
+    )

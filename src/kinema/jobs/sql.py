@@ -4,7 +4,8 @@
 `SELECT … FOR UPDATE` (claims add `SKIP LOCKED`, so workers never wait on each other); on SQLite every
 write transaction is `BEGIN IMMEDIATE`, which serialises writers across processes. A status change calls
 the store's hook on the transaction's connection after the row is flushed and before the commit, so what
-the hook writes commits with the task or not at all. The state machine lives in `transitions`; this
+the hook writes commits with the task or not at all; the change's callback goes into the outbox table
+(`kinema.jobs.sql_outbox`) in the same transaction. The state machine lives in `transitions`; this
 module only reads, locks and writes rows.
 """
 
@@ -26,7 +27,9 @@ from kinema.db.database import make_engine
 from kinema.db.events import EventName, TaskHook
 from kinema.jobs import transitions as tr
 from kinema.jobs.ids import new_task_id
+from kinema.jobs.outbox import CallbackFor, callback_of
 from kinema.jobs.schema import TaskRow, WorkerRow
+from kinema.jobs.sql_outbox import SqlOutbox, new_row
 from kinema.jobs.store import (
     AGING_SECONDS,
     DEFAULT_RETENTION,
@@ -48,13 +51,15 @@ def open_store(
     clock: Clock | None = None,
     retention: timedelta = DEFAULT_RETENTION,
     hook: TaskHook | None = None,
+    callbacks: CallbackFor | None = None,
     aging_seconds: float = AGING_SECONDS,
 ) -> SqlTaskStore:
     """Connect to `url` (sqlite:///path or postgresql://...), apply pending migrations, return the store.
 
     The migrations bring the whole database up to date, the accounts' tables included. `hook` runs in
-    the transaction of every status change (see `kinema.db.events`); `aging_seconds` is what one
-    priority step is worth in waiting time (see `TaskStore.claim`).
+    the transaction of every status change (see `kinema.db.events`); `callbacks` says what each change
+    records in the outbox (see `kinema.jobs.outbox`); `aging_seconds` is what one priority step is worth
+    in waiting time (see `TaskStore.claim`).
     """
     tr.check_aging(aging_seconds)
     engine = make_engine(url)
@@ -63,7 +68,14 @@ def open_store(
     except BaseException:
         engine.dispose()
         raise
-    return SqlTaskStore(engine, clock=clock, retention=retention, hook=hook, aging_seconds=aging_seconds)
+    return SqlTaskStore(
+        engine,
+        clock=clock,
+        retention=retention,
+        hook=hook,
+        callbacks=callbacks,
+        aging_seconds=aging_seconds,
+    )
 
 
 def claim_query(models: Collection[str] | None) -> Select[TaskRow]:
@@ -86,6 +98,7 @@ class SqlTaskStore:
         clock: Clock | None = None,
         retention: timedelta = DEFAULT_RETENTION,
         hook: TaskHook | None = None,
+        callbacks: CallbackFor | None = None,
         aging_seconds: float = AGING_SECONDS,
     ) -> None:
         tr.check_aging(aging_seconds)
@@ -93,7 +106,9 @@ class SqlTaskStore:
         self._clock = clock or SystemClock()
         self._retention = retention
         self._hook = hook
+        self._callbacks = callbacks
         self._aging = aging_seconds
+        self.outbox = SqlOutbox(engine, clock=self._clock, retention=retention)
         self._reads = sessionmaker(engine, expire_on_commit=False)
         self._writes = sessionmaker(
             engine.execution_options(kinema_sqlite_begin="IMMEDIATE"), expire_on_commit=False
@@ -112,11 +127,22 @@ class SqlTaskStore:
         session.flush()
         self._hook(session.connection(), tr.task_event(event, row))
 
+    def _announce(self, session: Session, row: TaskRow) -> None:
+        """Record the callback of `row`'s change, if it has one, in the session's transaction."""
+        if self._callbacks is None:
+            return
+        task = _to_task(row)
+        callback = callback_of(self._callbacks, task)
+        if callback is not None:
+            session.add(new_row(task, callback, self._now()))
+
     def _change(self, session: Session, row: TaskRow, changes: tr.Changes) -> None:
-        """Apply `changes` to the locked `row`, then fire the event they make, if any."""
+        """Apply `changes` to the locked `row`, fire the event they make, if any, and record the callback."""
         before = row.status
         _apply(row, changes)
         self._fire(session, tr.finish_event(before, changes), row)
+        if changes:
+            self._announce(session, row)
 
     def _owned(self, session: Session, task_id: str, account_id: str) -> TaskRow:
         row = self._locked(session, task_id)
@@ -165,6 +191,7 @@ class SqlTaskStore:
                     except IntegrityError as error:
                         raise _Clash from error  # only the task's own insert; the hook's errors pass
                     self._fire(session, "created", row)
+                    self._announce(session, row)
                 return _to_task(row)
             except _Clash:
                 if external_task_id is not None and (
@@ -221,6 +248,7 @@ class SqlTaskStore:
             if row is None:
                 return None
             _apply(row, tr.claimed(row, worker_id, lease_seconds, now))
+            self._announce(session, row)
             return _to_task(row)
 
     def _settle_expired(self, session: Session, now: datetime) -> None:
@@ -238,6 +266,7 @@ class SqlTaskStore:
         session.flush()
         for event, row in settled:
             self._fire(session, event, row)
+            self._announce(session, row)
 
     def heartbeat(
         self,
@@ -288,6 +317,7 @@ class SqlTaskStore:
             _apply(row, tr.retried(row, now))
             row.queue_at = tr.queue_place(now, row.priority, self._aging)
             self._fire(session, "requeued", row)
+            self._announce(session, row)
             return _to_task(row)
 
     def delete(self, task_id: str, account_id: str) -> None:

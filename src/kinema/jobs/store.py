@@ -11,10 +11,13 @@ import builtins
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 from kinema.errors import InvalidRequest, KinemaError
 from kinema.spec import Kind
+
+if TYPE_CHECKING:
+    from kinema.jobs.outbox import Outbox
 
 Status = Literal["submitted", "processing", "succeed", "failed", "cancelled"]
 STATUSES: tuple[Status, ...] = get_args(Status)
@@ -123,7 +126,16 @@ class TaskStore(Protocol):
     A store may be given one `kinema.db.events.TaskHook`: it runs inside the write transaction of every
     status change (created, requeued by `retry`, failed, cancelled, succeed), and if it raises, the change
     rolls back and its exception reaches the caller unchanged.
+
+    A store may also be given `callbacks` (`kinema.jobs.outbox.CallbackFor`): every write that changes a
+    task (create, claim, a lease settled by a claim, complete, fail, cancel, retry; not heartbeats)
+    records the callback it returns in `outbox`, in the same transaction.
     """
+
+    @property
+    def outbox(self) -> Outbox:
+        """The callbacks recorded by this store's changes, for senders to claim and deliver."""
+        ...
 
     def create(
         self,

@@ -1,7 +1,8 @@
-"""Retention: finished tasks whose time is up lose their media, then their rows.
+"""Retention: finished tasks whose time is up lose their media, then their rows; sent callbacks go too.
 
 Media go first, so a sweep that dies halfway leaves rows that the next sweep finds again, never files
-that nothing points at. Sweeping twice, or from two workers at once, is harmless.
+that nothing points at. Callbacks delivered or given up a retention period ago leave the outbox.
+Sweeping twice, or from two workers at once, is harmless.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ INPUTS = "inputs/"
 
 
 def sweep(store: TaskStore, storage: MediaStorage, now: datetime, limit: int = 100) -> int:
-    """Delete up to `limit` tasks whose retention ended by `now`, media first; return how many went."""
+    """Delete up to `limit` tasks whose retention ended by `now`, media first; return how many went.
+
+    Also deletes the callbacks that finished a retention period before `now`.
+    """
     removed = 0
     for task in store.expired(now, limit):
         for key in sorted(media_keys(task)):
@@ -30,6 +34,8 @@ def sweep(store: TaskStore, storage: MediaStorage, now: datetime, limit: int = 1
         removed += 1
     if removed:
         log.info("retention: deleted %d expired tasks and their media", removed)
+    if pruned := store.outbox.prune(now):
+        log.info("retention: deleted %d finished callbacks", pruned)
     return removed
 
 
