@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from kinema.cli.main import app, clear_errors, console, fail
+from kinema.errors import InvalidRequest
 from kinema.settings import Settings
 
 
@@ -97,7 +98,8 @@ class Server:
         self._upkeep.start()
 
     def _upkeep_loop(self) -> None:
-        """Write off credits of packs that expired (idempotent), every `upkeep_seconds`."""
+        """Write off credits of packs that expired (idempotent) and forget ended sessions, every
+        `upkeep_seconds`."""
         while not self._stop.is_set():
             try:
                 expired = self.services.accounts.sweep_expired()
@@ -105,6 +107,10 @@ class Server:
                     logging.getLogger("kinema.serve").info("wrote off %d expired credit packs", expired)
             except Exception:
                 logging.getLogger("kinema.serve").exception("the credit expiry sweep failed")
+            try:
+                self.services.accounts.sweep_sessions()
+            except Exception:
+                logging.getLogger("kinema.serve").exception("the session sweep failed")
             self._stop.wait(self.upkeep_seconds)
 
     def stop(self) -> None:
@@ -139,7 +145,9 @@ def build_server(settings: Settings) -> Server:
             kling_models=settings.kling_models,
             link_seconds=settings.link_seconds,
             fetch_policy=sender.policy,
+            session_hours=settings.session_hours,
         ),
+        secret=services.secret,
     )
     api = create_app(ctx)
     notify = notifier(sender, observe=api.state.metrics.observe_task)
@@ -166,15 +174,22 @@ def build_server(settings: Settings) -> Server:
 
 
 def first_admin(accounts: Any, settings: Settings) -> None:
-    """On the very first start, create the `admin` account and print its key pair once."""
+    """On the very first start, create the `admin` account; print its key pair and password once."""
     if accounts.account_by_name("admin") is not None:
         return
-    account = accounts.ensure_account("admin", role="admin")
-    pair = accounts.create_key_pair(account.account_id)
+    from kinema.cli.accounts import make_admin
+
+    try:
+        account, pair, password = make_admin(accounts, settings.admin_password)
+    except InvalidRequest as exc:
+        raise typer.BadParameter(f"KINEMA_ADMIN_PASSWORD: {exc}") from None
+    del account
+    shown = "(KINEMA_ADMIN_PASSWORD)" if settings.admin_password else password
     console.print(
-        "[bold]First start:[/bold] created account 'admin'. Its key pair is shown only now:\n"
+        "[bold]First start:[/bold] created account 'admin'. Sign in to the studio as admin with password\n"
+        f"  {shown}\nIts key pair for the API, shown only now:\n"
         f"  access key  {pair.access_key}\n  secret key  {pair.secret_key}\n"
-        "Make more with `kinema keys create --account NAME`.",
+        "Change the password on the studio's Account page; make more keys with "
+        "`kinema keys create --account NAME`.",
         highlight=False,
     )
-    del settings
