@@ -760,6 +760,19 @@ def test_a_removed_worker_is_no_longer_listed(store: TaskStore) -> None:
     assert [worker.worker_id for worker in store.workers()] == ["w2"]
 
 
+def test_workers_not_seen_since_a_moment_are_pruned(store: TaskStore, clock: FakeClock) -> None:
+    store.register_worker("dead", [BUILTIN])
+    clock.advance(60)
+    store.register_worker("alive", [BUILTIN])
+    horizon = clock.now()
+
+    assert store.prune_workers(horizon - timedelta(seconds=61)) == 0
+    assert store.prune_workers(horizon) == 1  # seen before the horizon; one seen at it stays
+    assert store.prune_workers(horizon) == 0
+
+    assert [worker.worker_id for worker in store.workers()] == ["alive"]
+
+
 def test_worker_models_are_copied_not_aliased(store: TaskStore) -> None:
     models: list[dict[str, Any]] = [
         {"id": "builtin", "family": "builtin", "capabilities": {"kinds": ["text2video"]}, "error": None}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +18,10 @@ import typer
 from kinema.cli.main import app, clear_errors, console, fail
 from kinema.errors import InvalidRequest
 from kinema.settings import Settings
+
+# A worker that stopped without removing itself (killed, its machine gone) stays in the catalog this long
+# after its last heartbeat: long enough to show as offline while someone looks into it.
+DEAD_WORKER_KEPT = timedelta(days=1)
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -98,20 +103,30 @@ class Server:
         self._upkeep.start()
 
     def _upkeep_loop(self) -> None:
-        """Write off credits of packs that expired (idempotent) and forget ended sessions, every
-        `upkeep_seconds`."""
         while not self._stop.is_set():
-            try:
-                expired = self.services.accounts.sweep_expired()
-                if expired:
-                    logging.getLogger("kinema.serve").info("wrote off %d expired credit packs", expired)
-            except Exception:
-                logging.getLogger("kinema.serve").exception("the credit expiry sweep failed")
-            try:
-                self.services.accounts.sweep_sessions()
-            except Exception:
-                logging.getLogger("kinema.serve").exception("the session sweep failed")
+            self.upkeep()
             self._stop.wait(self.upkeep_seconds)
+
+    def upkeep(self) -> None:
+        """Write off credits of packs that expired, forget ended sessions and workers dead for a day
+        (each idempotent; a failure is logged and retried at the next round)."""
+        log = logging.getLogger("kinema.serve")
+        try:
+            expired = self.services.accounts.sweep_expired()
+            if expired:
+                log.info("wrote off %d expired credit packs", expired)
+        except Exception:
+            log.exception("the credit expiry sweep failed")
+        try:
+            self.services.accounts.sweep_sessions()
+        except Exception:
+            log.exception("the session sweep failed")
+        try:
+            gone = self.services.store.prune_workers(datetime.now(UTC) - DEAD_WORKER_KEPT)
+            if gone:
+                log.info("forgot %d workers not seen for %s", gone, DEAD_WORKER_KEPT)
+        except Exception:
+            log.exception("the dead-worker sweep failed")
 
     def stop(self) -> None:
         self._stop.set()

@@ -328,6 +328,15 @@ class MemoryTaskStore:
         with self._lock:
             self._workers.pop(worker_id, None)
 
+
+    def prune_workers(self, seen_before: datetime) -> int:
+        seen_before = to_ms(seen_before)
+        with self._lock:
+            gone = [w.worker_id for w in self._workers.values() if w.seen_at < seen_before]
+            for worker_id in gone:
+                del self._workers[worker_id]
+        return len(gone)
+
     def close(self) -> None:
         pass
 

@@ -16,7 +16,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Engine, Select, delete, func, select
+from sqlalchemy import ColumnElement, CursorResult, Engine, Select, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -368,6 +368,12 @@ class SqlTaskStore:
     def remove_worker(self, worker_id: str) -> None:
         with self._writes.begin() as session:
             session.execute(delete(WorkerRow).where(WorkerRow.worker_id == worker_id))
+
+
+    def prune_workers(self, seen_before: datetime) -> int:
+        gone = delete(WorkerRow).where(WorkerRow.seen_at < to_ms(seen_before))
+        with self._writes.begin() as session:
+            return cast(CursorResult[Any], session.execute(gone)).rowcount
 
     def close(self) -> None:
         self.engine.dispose()
