@@ -328,7 +328,6 @@ class MemoryTaskStore:
         with self._lock:
             self._workers.pop(worker_id, None)
 
-
     def prune_workers(self, seen_before: datetime) -> int:
         seen_before = to_ms(seen_before)
         with self._lock:

@@ -369,7 +369,6 @@ class SqlTaskStore:
         with self._writes.begin() as session:
             session.execute(delete(WorkerRow).where(WorkerRow.worker_id == worker_id))
 
-
     def prune_workers(self, seen_before: datetime) -> int:
         gone = delete(WorkerRow).where(WorkerRow.seen_at < to_ms(seen_before))
         with self._writes.begin() as session:

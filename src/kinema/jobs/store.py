@@ -249,7 +249,6 @@ class TaskStore(Protocol):
         """Forget a worker (it stopped); removing one that is not registered does nothing."""
         ...
 
-
     def prune_workers(self, seen_before: datetime) -> int:
         """Forget workers last seen before `seen_before` (they died without `remove_worker`); how many."""
         ...
