@@ -1,8 +1,8 @@
 // The shell: header with navigation and language, the current screen, toasts. Signing in starts
 // the live task sync; signing out stops it and forgets what this tab knew.
 import { useEffect, useRef } from "preact/hooks";
-import { authProblem, credentials } from "./auth/session";
-import { LOCALES, locale, setLocale, t, type Key, type Locale } from "./i18n";
+import { authProblem, credentials, restoring } from "./auth/session";
+import { LOCALES, locale, say, setLocale, t, type Key, type Locale } from "./i18n";
 import { percent } from "./lib/format";
 import { href, route, type Route } from "./router";
 import { Account } from "./screens/Account";
@@ -102,7 +102,7 @@ function Screen({ current }: { current: Route }) {
   if (!credentials.value && current.screen !== "account") {
     return (
       <>
-        <p class="notice">{t("auth.required")}</p>
+        {!restoring.value && <p class="notice">{t("auth.required")}</p>}
         <Account />
       </>
     );
@@ -162,7 +162,13 @@ export function App() {
       <Header />
       {authProblem.value && (
         <p class="banner" role="alert">
-          {t("auth.expired", { message: authProblem.value })} <a href="#/account">{t("auth.goSignIn")}</a>
+          {say(authProblem.value)}
+          {credentials.value && (
+            <>
+              {" "}
+              <a href="#/account">{t("auth.goSignIn")}</a>
+            </>
+          )}
         </p>
       )}
       <main id="main" ref={main} tabIndex={-1}>

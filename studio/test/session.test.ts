@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import {
   REFRESH_SECONDS,
   TOKEN_SECONDS,
+  authHeaders,
   authorization,
   learnClock,
   setCredentials,
@@ -55,5 +56,27 @@ describe("authorization", () => {
     await authorization(NOW);
     setCredentials({ kind: "pair", accessKey: "ak_2", secretKey: "sk_2" });
     expect(claims(await authorization(NOW)).iss).toBe("ak_2");
+  });
+});
+
+describe("authHeaders", () => {
+  it("sends the CSRF token on unsafe methods only when signed in by cookie", async () => {
+    setCredentials({ kind: "session", name: "ada", role: "member", csrfToken: "csrf-1" });
+    for (const method of ["GET", "HEAD", "OPTIONS", "get"])
+      expect(await authHeaders(method, NOW)).toEqual({});
+    for (const method of ["POST", "PUT", "PATCH", "DELETE", "delete"]) {
+      expect(await authHeaders(method, NOW)).toEqual({ "X-CSRF-Token": "csrf-1" });
+    }
+    expect(await authorization(NOW)).toBeNull();
+  });
+
+  it("sends the Authorization header on every method when signed in by key, never a CSRF token", async () => {
+    setCredentials({ kind: "key", apiKey: "kn_static" });
+    expect(await authHeaders("GET", NOW)).toEqual({ Authorization: "Bearer kn_static" });
+    expect(await authHeaders("POST", NOW)).toEqual({ Authorization: "Bearer kn_static" });
+  });
+
+  it("sends nothing when signed out", async () => {
+    expect(await authHeaders("POST", NOW)).toEqual({});
   });
 });

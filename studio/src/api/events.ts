@@ -1,6 +1,7 @@
 // The task event stream (`GET /api/v1/tasks/{id}/events`, Server-Sent Events) read with fetch, because
-// EventSource cannot send an Authorization header. Each `task` event carries the whole task view.
-import { authorization } from "../auth/session";
+// EventSource cannot send an Authorization header (a session cookie goes along with any same-origin
+// request). Each `task` event carries the whole task view.
+import { authHeaders } from "../auth/session";
 import type { paths } from "./schema";
 import type { TaskView } from "./views";
 
@@ -46,11 +47,9 @@ export async function followTask(
   onTask: (task: TaskView) => void,
   signal: AbortSignal,
 ): Promise<StreamEnd> {
-  const headers: Record<string, string> = { Accept: "text/event-stream" };
-  const auth = await authorization();
-  if (auth) headers.Authorization = auth;
+  const headers = { Accept: "text/event-stream", ...(await authHeaders("GET")) };
   const url = EVENTS.replace("{task_id}", encodeURIComponent(id));
-  const response = await fetch(url, { headers, signal, cache: "no-store" });
+  const response = await fetch(url, { headers, signal, cache: "no-store", credentials: "same-origin" });
   if (!response.ok || !response.body) throw new Error(`event stream answered ${response.status}`);
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";

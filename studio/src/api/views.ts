@@ -86,3 +86,104 @@ export interface ModelView {
 export function isActive(task: TaskView): boolean {
   return task.status === "submitted" || task.status === "processing";
 }
+
+// --- the account (kinema.api.account, kinema.api.session) -----------------------------------------
+
+export type SignInBody = components["schemas"]["SignIn"];
+export type PasswordChange = components["schemas"]["PasswordChange"];
+export type KeyKind = NonNullable<components["schemas"]["KeyCreate"]["kind"]>;
+
+export interface AccountRef {
+  account_id: string;
+  name: string;
+  role: string;
+}
+
+/** A browser's sign-in: what POST and GET /api/v1/session answer. */
+export interface SessionView {
+  session_id: string;
+  account_id: string;
+  created_at: number;
+  expires_at: number;
+  user_agent: string;
+  csrf_token: string;
+  account: AccountRef | null;
+}
+
+export interface PlanView {
+  name: string;
+  daily_free_credits?: number;
+  monthly_credits?: number;
+  video_concurrency?: number | null;
+  image_concurrency?: number | null;
+  priority?: number;
+  allowed_models?: string[] | null;
+  allowed_modes?: string[];
+  max_duration_s?: number;
+  requests_per_minute?: number | null;
+  metered?: boolean;
+}
+
+export interface Slots {
+  used: number;
+  limit: number | null;
+}
+
+export interface AccountView extends AccountRef {
+  disabled: boolean;
+  created_at: number;
+  plan: PlanView;
+  balance: number;
+  has_password: boolean;
+  concurrency: { video: Slots; image: Slots };
+}
+
+export type LedgerKind = "grant" | "purchase" | "charge" | "refund" | "expiry";
+
+export interface LedgerEntry {
+  entry_id: string;
+  kind: LedgerKind;
+  amount: number; // credits; negative for charges and expiries
+  pack_id: string | null;
+  task_id: string | null;
+  created_at: number;
+  note: string;
+}
+
+export interface LedgerPage {
+  entries: LedgerEntry[];
+  total: number;
+}
+
+export interface UsageRow {
+  task_id: string;
+  kind: Kind;
+  model: string;
+  mode: string;
+  seconds: number;
+  images: number;
+  credits: number;
+  charged_at: number;
+}
+
+export interface KeyView {
+  key_id: string;
+  kind: "pair" | "static";
+  access_key: string | null;
+  prefix: string;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+/** A key as it is made: its secret is in this answer only. */
+export type NewKey =
+  | { key_id: string; kind: "pair"; access_key: string; secret_key: string }
+  | { key_id: string; kind: "static"; api_key: string };
+
+export interface WebSession {
+  session_id: string;
+  created_at: number;
+  expires_at: number;
+  user_agent: string;
+  current: boolean;
+}

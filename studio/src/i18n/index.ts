@@ -67,6 +67,12 @@ export function isKey(name: string): name is Key {
   return name in en;
 }
 
+/** The translated name of a value the server sends (`named("kind", "extend")`); the value itself when unknown. */
+export function named(group: string, value: string): string {
+  const key = `${group}.${value}`;
+  return isKey(key) ? t(key) : value;
+}
+
 export function placeholders(text: string): string[] {
   return [...text.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort();
 }

@@ -37,3 +37,41 @@ export function since(filter: "all" | "today" | "week" | "month", nowMs: number)
 export function fileName(outputId: string, type: "video" | "image"): string {
   return `kinema-${outputId}.${type === "video" ? "mp4" : "png"}`;
 }
+
+/** Credits as people read them: `1,234`; signed for ledger entries: `+66`, `−14`. */
+export function credits(amount: number, locale: string, signed = false): string {
+  const text = new Intl.NumberFormat(locale, {
+    maximumFractionDigits: 2,
+    signDisplay: signed ? "exceptZero" : "auto",
+  }).format(amount);
+  return text.replace("-", "−"); // a real minus sign, as wide as the plus
+}
+
+/** The days before `nowMs`, as a [start, end) window in ms (what the usage report asks for). */
+export function lastDays(days: number, nowMs: number): { start: number; end: number } {
+  return { start: nowMs - days * 86_400_000, end: nowMs };
+}
+
+/** A browser's User-Agent as "Firefox on Windows"; the raw text when it is not one we know. */
+export function browserName(agent: string): string {
+  const browser = [
+    ["Edg/", "Edge"],
+    ["OPR/", "Opera"],
+    ["Firefox/", "Firefox"],
+    ["HeadlessChrome/", "Chromium"],
+    ["Chromium/", "Chromium"],
+    ["Chrome/", "Chrome"],
+    ["Safari/", "Safari"],
+  ].find(([mark]) => agent.includes(mark))?.[1];
+  const system = [
+    ["Android", "Android"],
+    ["iPhone", "iOS"],
+    ["iPad", "iPadOS"],
+    ["Windows", "Windows"],
+    ["Mac OS X", "macOS"],
+    ["CrOS", "ChromeOS"],
+    ["Linux", "Linux"],
+  ].find(([mark]) => agent.includes(mark))?.[1];
+  if (!browser) return agent.trim() || "?";
+  return system ? `${browser} · ${system}` : browser;
+}
