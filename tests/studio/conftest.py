@@ -14,6 +14,7 @@ from studiokit import (
     chromium_path,
     free_port,
     keys_from,
+    password_from,
     playwright_api,
     shoot,
     wait_ready,
@@ -30,13 +31,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     port = free_port()
     log = folder / "serve.log"
     env = {**os.environ, "KINEMA_TORCH_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env.pop("KINEMA_ADMIN_PASSWORD", None)  # the tests read the printed one
     args = [str(KINEMA), "serve", "--port", str(port), "--data-dir", str(folder / "data")]
     with log.open("a") as handle:
         process = subprocess.Popen(args, env=env, stdout=handle, stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url, process, log)
-        yield Server(url, *keys_from(log))
+        yield Server(url, *keys_from(log), password_from(log))
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -7,6 +7,7 @@ KINEMA_REQUIRE_BROWSER=1 (CI sets it). Screenshots go to tests/studio/artifacts/
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -66,6 +67,7 @@ class Server:
     url: str
     access_key: str
     secret_key: str
+    password: str  # the admin's studio password
 
     def headers(self) -> dict[str, str]:
         now = int(time.time())
@@ -96,19 +98,37 @@ def keys_from(log: Path) -> tuple[str, str]:
     return text.split("access key", 1)[1].split()[0], text.split("secret key", 1)[1].split()[0]
 
 
+def password_from(log: Path) -> str:
+    """The admin's studio password that the first start printed (the console may wrap the line)."""
+    found = re.search(r"as admin with\s+password\s+(\S+)", log.read_text())
+    assert found, f"no admin password in the server log:\n{log.read_text()}"
+    return found.group(1)
+
+
 def shoot(page: Page, name: str) -> None:
     """Save a screenshot of what the user sees now as tests/studio/artifacts/<name>.png."""
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
-def sign_in(page: Page, server: Server) -> None:
+def sign_in(page: Page, server: Server, name: str = "admin", password: str | None = None) -> None:
+    """Open the studio and sign in with a name and password (the admin's, which `kinema serve` printed)."""
+    expect = playwright_api().expect
+    page.goto(server.url + "/")
+    page.get_by_label("Name", exact=True).fill(name)
+    page.get_by_label("Password", exact=True).fill(server.password if password is None else password)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_label("Prompt", exact=True)).to_be_visible()
+
+
+def sign_in_with_keys(page: Page, server: Server) -> None:
     """Open the studio and sign in with the admin key pair that `kinema serve` printed."""
     expect = playwright_api().expect
     page.goto(server.url + "/")
+    page.get_by_role("button", name="Use an access key / API key instead").click()
     page.get_by_label("Access key", exact=True).fill(server.access_key)
     page.get_by_label("Secret key", exact=True).fill(server.secret_key)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_label("Prompt", exact=True)).to_be_visible()
 
 

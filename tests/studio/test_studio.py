@@ -1,9 +1,10 @@
 """The web studio in a real headless Chromium against a real `kinema serve` with the built-in model.
 
-Sign in with the admin pair, make a video and watch its progress bar move, play it, extend it, find both
-in the library and download one; upload a first frame for an image-to-video; draw two images and reuse
-the settings of one; switch to Chinese; use it at phone width from the keyboard. Every screen is saved
-under tests/studio/artifacts/.
+Sign in with the admin's password, make a video and watch its progress bar move, play it, extend it, find
+both in the library and download one; upload a first frame for an image-to-video; draw two images and
+reuse the settings of one; switch to Chinese (signed in with the key pair); use it at phone width from the
+keyboard; see a member's balance, ledger, usage and keys, make a key and see its secret once; sign other
+browsers out, change the password, sign out. Every screen is saved under tests/studio/artifacts/.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from studiokit import Server, frame_png, playwright_api, shoot, sign_in
+from studiokit import Server, frame_png, playwright_api, shoot, sign_in, sign_in_with_keys
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Browser, Page
 
 expect = (
     playwright_api().expect
@@ -145,8 +146,8 @@ def test_image_to_video_from_an_uploaded_first_frame(page: Page, server: Server,
     expect(page.get_by_role("article", name=prompt, exact=True)).to_have_count(0)
 
 
-def test_switch_to_simplified_chinese(page: Page, server: Server) -> None:
-    sign_in(page, server)
+def test_switch_to_simplified_chinese_signed_in_with_the_key_pair(page: Page, server: Server) -> None:
+    sign_in_with_keys(page, server)
     page.get_by_label("Language").first.select_option("zh-CN")
     expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
     expect(page.get_by_role("tab", name="文生视频")).to_be_visible()
@@ -159,10 +160,15 @@ def test_switch_to_simplified_chinese(page: Page, server: Server) -> None:
     expect(page.get_by_role("heading", name="作品库")).to_be_visible()
     shoot(page, "12-zh-library")
     nav(page, "账户")
-    expect(page.get_by_role("heading", name="余额、用量和 API 密钥")).to_be_visible()
+    expect(page.get_by_role("region", name="套餐与余额")).to_contain_text("队列优先级")
+    expect(page.get_by_text("已使用 Access Key")).to_be_visible()
     shoot(page, "13-zh-account")
+    with page.expect_download() as download:  # signed in by key: fetched with the header, saved as a blob
+        page.get_by_role("button", name="下载 CSV").click()
+    assert download.value.suggested_filename == "kinema-usage.csv"
+    assert "credits" in Path(download.value.path()).read_text().splitlines()[0]
     page.reload()  # the language is remembered, the keys last as long as the tab
-    expect(page.get_by_role("button", name="退出登录")).to_be_visible()
+    expect(page.get_by_role("button", name="退出登录", exact=True)).to_be_visible()
 
 
 def test_phone_width_keyboard_validation_and_sign_out(page: Page, server: Server) -> None:
@@ -185,7 +191,7 @@ def test_phone_width_keyboard_validation_and_sign_out(page: Page, server: Server
     expect(page.locator("#f-prompt-error")).to_have_text("prompt: describe what you want to see.")
     shoot(page, "15-phone-validation")
     nav(page, "Account")
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     assert page.evaluate("sessionStorage.length") == 0
 
@@ -230,3 +236,128 @@ def test_cancel_and_retry_from_the_queue(page: Page, server: Server) -> None:
     expect(card.get_by_role("progressbar")).to_be_visible()
     card.get_by_role("button", name="Cancel").click()
     expect(card.get_by_role("button", name="Retry")).to_be_visible(timeout=60_000)
+
+
+def member(server: Server, name: str, password: str, **fields: object) -> str:
+    """A new member account with a studio password, made through the admin API; its id."""
+    body = {"name": name, "password": password, **fields}
+    return str(server.api("POST", "/api/v1/admin/accounts", json=body)["account_id"])
+
+
+def test_password_sign_in_lasts_a_reload_and_the_account_shows_balance_ledger_usage_and_keys(
+    page: Page, server: Server
+) -> None:
+    ada = member(server, "ada", "analytical engine", plan="creator")
+    server.api("POST", f"/api/v1/admin/accounts/{ada}/credits", json={"credits": 500, "note": "welcome pack"})
+    balance = server.api("GET", f"/api/v1/admin/accounts/{ada}")["balance"]
+
+    page.goto(server.url + "/")
+    page.get_by_label("Name", exact=True).fill("ada")
+    page.get_by_label("Password", exact=True).fill("difference engine")
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "The name or the password is wrong; check both (names are case-sensitive)."
+    )
+    sign_in(page, server, "ada", "analytical engine")
+    page.reload()  # the cookie session is asked for on start
+    expect(page.get_by_label("Prompt", exact=True)).to_be_visible()
+    assert page.evaluate("document.cookie") == ""  # HttpOnly: no script can read the session
+
+    nav(page, "Account")
+    expect(page.get_by_text("Signed in as ada")).to_be_visible()
+    summary = page.get_by_role("region", name="Plan and balance")
+    expect(summary).to_contain_text(f"{balance:,} credits")
+    expect(summary).to_contain_text(re.compile(r"Plan\s*creator"))
+    expect(summary).to_contain_text(re.compile(r"Video slots in use\s*0 of 3"))
+    ledger = page.get_by_role("region", name="Credit history")
+    expect(ledger.get_by_role("row").filter(has_text="welcome pack")).to_contain_text(
+        re.compile(r"Grant.*\+500")
+    )
+    expect(page.get_by_role("region", name="Usage, last 30 days")).to_be_visible()
+    shoot(page, "17-account")
+
+    # The usage report downloads as CSV through a plain link: the cookie is the credential.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    assert download.value.suggested_filename == "kinema-usage.csv"
+    assert "credits" in Path(download.value.path()).read_text().splitlines()[0]
+
+    # A new key pair: its secret is shown once, then never again.
+    keys = page.get_by_role("region", name="API keys")
+    keys.get_by_role("button", name="Create key pair").click()
+    made = page.get_by_role("region", name="New key pair")
+    expect(made.get_by_role("heading")).to_be_focused()
+    expect(made).to_contain_text("shown only once")
+    access, secret = (
+        made.get_by_label("Access key", exact=True).input_value(),
+        made.get_by_label("Secret key", exact=True).input_value(),
+    )
+    assert access.startswith("ak_") and secret.startswith("sk_")
+    shoot(page, "18-account-new-key")
+    made.get_by_role("button", name="Done, I saved it").click()
+    expect(made).to_have_count(0)
+    row = keys.get_by_role("listitem").filter(has_text=access)
+    expect(row).to_contain_text("key pair")
+    assert secret not in page.content()
+    row.get_by_role("button", name=f"Revoke {access}").click()
+    row.get_by_role("button", name="Revoke for good").click()
+    expect(row).to_contain_text("revoked")
+
+    page.set_viewport_size({"width": 360, "height": 780})
+    page.reload()
+    expect(summary).to_contain_text(f"{balance:,} credits")
+    page.evaluate("window.scrollTo(0, 0)")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360  # nothing overflows sideways
+    shoot(page, "19-phone-account")
+
+
+def test_sign_out_other_browsers_change_the_password_and_sign_out(
+    page: Page, browser: Browser, server: Server
+) -> None:
+    member(server, "grace", "compiler one")
+    elsewhere_context = browser.new_context(locale="en-US")
+    elsewhere = elsewhere_context.new_page()
+    sign_in(elsewhere, server, "grace", "compiler one")
+    sign_in(page, server, "grace", "compiler one")
+    nav(page, "Account")
+    browsers = page.get_by_role("region", name="Signed-in browsers")
+    expect(browsers.get_by_role("listitem")).to_have_count(2)
+    expect(browsers.get_by_role("listitem").filter(has_text="this browser")).to_have_count(1)
+    browsers.get_by_role("button", name="Sign out everywhere else").click()
+    expect(browsers.get_by_role("listitem")).to_have_count(1)
+    elsewhere.reload()
+    expect(elsewhere.get_by_role("alert")).to_contain_text("Your session has ended")
+    expect(elsewhere.get_by_role("heading", name="Sign in")).to_be_visible()
+    elsewhere_context.close()
+
+    # Checked here first, then by the server: each refusal lands next to its field.
+    form = page.get_by_role("region", name="Change password")
+    current, new, repeat = (
+        form.get_by_label("Current password"),
+        form.get_by_label("New password", exact=True),
+        form.get_by_label("Repeat the new password"),
+    )
+    current.fill("compiler one")
+    new.fill("a-0 and flow-matic")
+    repeat.fill("a-0 and flow-matics")
+    form.get_by_role("button", name="Change password").click()
+    expect(repeat).to_be_focused()
+    expect(page.locator("#pw-repeat-error")).to_have_text(
+        "The two new passwords differ; type the same one twice."
+    )
+    current.fill("compiler two")
+    repeat.fill("a-0 and flow-matic")
+    form.get_by_role("button", name="Change password").click()
+    expect(page.locator("#pw-current-error")).to_have_text("current_password: is not the account's password")
+    expect(current).to_have_attribute("aria-invalid", "true")
+    current.fill("compiler one")
+    form.get_by_role("button", name="Change password").click()
+    expect(form.get_by_role("status")).to_contain_text("Password changed")
+    expect(current).to_have_value("")
+
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.reload()  # the cookie is gone too
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0
+    sign_in(page, server, "grace", "a-0 and flow-matic")
