@@ -9,6 +9,7 @@ Pure pydantic: no torch, no SQL, no HTTP. Media are referenced by local path, ne
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -136,6 +137,27 @@ class Plan(BaseModel):
     guidance_scale: float
     seed: int
     n: int
+
+
+def nearest_aspect(
+    ratio: float, canvases: Mapping[AspectRatio, tuple[int, int]] | None = None
+) -> AspectRatio:
+    """The aspect ratio closest (in log ratio) to a picture `ratio` = width / height wide.
+
+    Among the nominal ratios (16:9 is 16/9), or, given a model's `canvases` ((height, width) per
+    ratio), among the shapes that model really renders.
+    """
+
+    def log_ratio(aspect: AspectRatio) -> float:
+        if canvases is not None:
+            height, width = canvases[aspect]
+        else:
+            w, h = aspect.split(":")
+            width, height = int(w), int(h)
+        return math.log(width / height)
+
+    candidates = [a for a in ASPECT_RATIOS if canvases is None or a in canvases]
+    return min(candidates, key=lambda aspect: abs(log_ratio(aspect) - math.log(ratio)))
 
 
 def legal_frames(num_frames: int, caps: Capabilities) -> int:

@@ -13,7 +13,6 @@ from kinema.engine import video
 from kinema.jobs import DEFAULT_RETENTION, Callback, FakeClock, MemoryTaskStore, Task
 from kinema.storage.local import LocalStorage
 from kinema.worker import Worker, sweep
-from kinema.worker.retention import media_keys
 
 Queue = Callable[..., Task]
 MakeWorker = Callable[..., Worker]
@@ -50,16 +49,6 @@ def test_sweep_deletes_the_media_and_rows_of_expired_tasks_only(
     kept = store.get(young.task_id, ACCOUNT)
     assert kept is not None and storage.exists(kept.outputs[0]["key"])
     assert sweep(store, storage, clock.now()) == 0  # idempotent
-
-
-def test_media_keys_cover_crashed_attempts_but_not_the_extended_video(store: MemoryTaskStore) -> None:
-    spec = {"kind": "extend", "model": "fake", "video": "tasks/111/video-0.mp4", "n": 2}
-    task = store.create(account_id=ACCOUNT, kind="extend", model="fake", request={"spec": spec})
-    keys = media_keys(task)
-    tid = task.task_id
-    assert f"tasks/{tid}/video-1.mp4" in keys and f"tasks/{tid}/preview.png" in keys
-    assert "tasks/111/video-0.mp4" not in keys
-    assert all(key.startswith(f"tasks/{tid}/") for key in keys)
 
 
 def test_sweep_prunes_callbacks_finished_a_retention_period_ago(

@@ -17,6 +17,7 @@ from kinema.api.catalog import Catalog
 from kinema.api.ratelimit import RateLimiter, SignInThrottle
 from kinema.jobs import Task, TaskStore
 from kinema.net.fetch import FetchPolicy
+from kinema.spec import MAX_SECONDS
 from kinema.storage.base import MediaStorage
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class ApiConfig:
     kling_models: dict[str, str] = field(default_factory=lambda: {"*": "builtin"})
     link_seconds: int = 24 * 3600
     fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
-    max_extend_seconds: float = 180.0
+    max_extend_seconds: float = MAX_SECONDS  # the longest video an extension chain may reach
     extend_step_seconds: float = 5.0
     sse_poll_seconds: float = 0.5
     session_hours: float = 7 * 24.0  # how long a studio sign-in lasts

@@ -20,7 +20,15 @@ from kinema.api.deps import caller, context
 from kinema.api.errors import ApiError, envelope
 from kinema.api.views import kling_task, ms
 from kinema.jobs import Task
-from kinema.spec import MAX_PROMPT, ExtendVideo, ImageToVideo, Kind, TextToImage, TextToVideo
+from kinema.spec import (
+    MAX_PROMPT,
+    ExtendVideo,
+    ImageToVideo,
+    Kind,
+    TextToImage,
+    TextToVideo,
+    nearest_aspect,
+)
 
 router = APIRouter(tags=["kling"])
 
@@ -168,7 +176,7 @@ def create_image2video(body: Image2VideoCreate, ctx: Ctx, who: Who) -> dict[str,
             prompt=body.prompt,
             negative_prompt=body.negative_prompt,
             mode=body.mode,
-            aspect_ratio=sub.nearest_aspect(ratio),  # the image decides, not the request
+            aspect_ratio=nearest_aspect(ratio),  # the image decides, not the request
             duration=float(body.duration),
             guidance_scale=sub.guidance_from_cfg(body.cfg_scale, entry.capabilities),
             **keys,
@@ -229,7 +237,7 @@ def create_image(body: ImageCreate, ctx: Ctx, who: Who) -> dict[str, Any]:
         prompt=body.prompt,
         negative_prompt=body.negative_prompt,
         n=body.n,
-        aspect_ratio=sub.nearest_aspect(IMAGE_ASPECTS[body.aspect_ratio]),
+        aspect_ratio=nearest_aspect(IMAGE_ASPECTS[body.aspect_ratio]),
         guidance_scale=sub.guidance_from_cfg(body.cfg_scale, entry.capabilities),
     )
     task = sub.submit(

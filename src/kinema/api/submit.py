@@ -8,9 +8,7 @@ limits, the video to extend exists, belongs to the caller and leaves room under 
 
 from __future__ import annotations
 
-import math
 import secrets
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +23,6 @@ from kinema.jobs import DuplicateTask, Task
 from kinema.net.fetch import FetchError, check_target
 from kinema.net.images import load_image_input
 from kinema.spec import (
-    ASPECT_RATIOS,
-    AspectRatio,
     Capabilities,
     ExtendVideo,
     ImageToVideo,
@@ -34,6 +30,7 @@ from kinema.spec import (
     TextToVideo,
     resolve,
 )
+from kinema.storage.layout import input_key
 
 AnySpec = TextToVideo | ImageToVideo | ExtendVideo | TextToImage
 MAX_URL = 2048
@@ -67,16 +64,6 @@ def guidance_from_cfg(cfg_scale: float | None, caps: Capabilities) -> float | No
     return round(default + (high - default) * (cfg_scale - 0.5) / 0.5, 4)
 
 
-def nearest_aspect(ratio: float) -> AspectRatio:
-    """The video aspect ratio closest (in log ratio) to width/height `ratio`."""
-
-    def log_ratio(a: str) -> float:
-        w, h = a.split(":")
-        return math.log(int(w) / int(h))
-
-    return min(ASPECT_RATIOS, key=lambda a: abs(log_ratio(a) - math.log(ratio)))
-
-
 def new_seed() -> int:
     return secrets.randbelow(2**31)
 
@@ -101,7 +88,7 @@ def store_image(ctx: ApiContext, value: str, field: str, *, check_aspect: bool) 
         )
     except InvalidRequest as exc:
         raise ApiError(1201, str(exc)) from None
-    key = f"inputs/{uuid.uuid4().hex}/{field}.png"
+    key = input_key(field)
     ctx.storage.put_bytes(key, image.png, content_type="image/png")
     return key, image.width / image.height
 

@@ -25,7 +25,17 @@ from kinema.api.deps import caller, context
 from kinema.api.errors import ApiError, envelope
 from kinema.api.views import kinema_task
 from kinema.jobs import InvalidTransition, Status, Task, TaskNotFound
-from kinema.spec import MAX_PROMPT, MAX_SECONDS, ExtendVideo, ImageToVideo, Kind, TextToImage, TextToVideo
+from kinema.spec import (
+    MAX_PROMPT,
+    MAX_SECONDS,
+    ExtendVideo,
+    ImageToVideo,
+    Kind,
+    TextToImage,
+    TextToVideo,
+    nearest_aspect,
+)
+from kinema.storage.layout import media_keys
 
 router = APIRouter(prefix="/api/v1", tags=["kinema"])
 Ctx = Annotated[ApiContext, Depends(context)]
@@ -114,7 +124,7 @@ def create_task(body: TaskCreate, ctx: Ctx, who: Who) -> dict[str, Any]:
                 frames = {"image": body.image, "image_tail": body.image_tail}
                 keys, ratio = sub.store_images(ctx, frames, uploaded)
                 spec = sub.spec_or_error(
-                    ImageToVideo, model=entry.id, aspect_ratio=sub.nearest_aspect(ratio),
+                    ImageToVideo, model=entry.id, aspect_ratio=nearest_aspect(ratio),
                     duration=body.duration, **keys, **common,
                 )  # fmt: skip
             elif body.kind == "text2video":
@@ -193,19 +203,9 @@ def delete_task(task_id: str, ctx: Ctx, who: Who) -> dict[str, Any]:
         raise ApiError(1203, f"task {task_id!r} does not exist") from None
     except InvalidTransition as exc:
         raise ApiError(1201, f"{exc}; cancel it first") from None
-    for key in media_keys(task):
+    for key in sorted(media_keys(task)):
         ctx.storage.delete(key)
     return envelope({"id": task_id, "deleted": True})
-
-
-def media_keys(task: Task) -> list[str]:
-    """Every storage key a task owns: outputs, posters, its preview and its uploaded inputs."""
-    keys = [k for o in task.outputs for k in (o.get("key"), o.get("poster_key")) if k]
-    if task.preview_key:
-        keys.append(task.preview_key)
-    spec = task.request.get("spec", {})
-    keys += [spec[f] for f in ("image", "image_tail") if isinstance(spec.get(f), str)]
-    return keys
 
 
 @router.get("/tasks/{task_id}/events")

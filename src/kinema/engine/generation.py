@@ -21,8 +21,6 @@ from kinema.engine import video
 from kinema.engine.segments import colour_anchor, match_colour, plan_segments
 from kinema.errors import InvalidRequest
 from kinema.spec import (
-    ASPECT_RATIOS,
-    AspectRatio,
     Candidate,
     Capabilities,
     ExtendVideo,
@@ -31,6 +29,7 @@ from kinema.spec import (
     Result,
     TextToImage,
     TextToVideo,
+    nearest_aspect,
     resolve,
 )
 
@@ -99,7 +98,7 @@ class Engine:
             h, w = info.height, info.width
         else:
             return request
-        return request.model_copy(update={"aspect_ratio": nearest_aspect(h, w, caps)})
+        return request.model_copy(update={"aspect_ratio": nearest_aspect(w / h, caps.canvases)})
 
     def _image(
         self,
@@ -251,12 +250,6 @@ class Engine:
 def _segment_seeds(seeds: tuple[int, ...], index: int) -> tuple[int, ...]:
     """Distinct, reproducible noise per segment: segment 0 uses the request seeds themselves."""
     return tuple((seed + 1_000_003 * index) % 2**63 for seed in seeds)
-
-
-def nearest_aspect(height: int, width: int, caps: Capabilities) -> AspectRatio:
-    """The model's aspect ratio closest (in log ratio) to a height x width input."""
-    target = np.log(width / height)
-    return min(ASPECT_RATIOS, key=lambda a: abs(np.log(caps.canvases[a][1] / caps.canvases[a][0]) - target))
 
 
 def _resampled(path: Path, fps: int, size: tuple[int, int]) -> Iterator[np.ndarray]:

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Literal, Protocol, TypeAlias, get_args
+from typing import Any, Literal, Protocol, TypeAlias, get_args
 
 from kinema.db.clock import Clock, SystemClock, to_ms
 from kinema.errors import InvalidRequest
@@ -128,6 +128,24 @@ def callback_of(callbacks: CallbackFor | None, task: Task) -> Callback | None:
     return callback
 
 
+def new_entry(task: Task, callback: Callback, now: datetime) -> dict[str, Any]:
+    """The fields of the entry that records `callback` for `task`'s change: pending, due `now`."""
+    return {
+        "task_id": task.task_id,
+        "account_id": task.account_id,
+        "url": callback.url,
+        "body": callback.body,
+        "msg_id": callback.msg_id,
+        "state": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "lease_owner": None,
+        "last_error": None,
+        "created_at": now,
+        "finished_at": None,
+    }
+
+
 def check_claim(owner: str, lease_seconds: float) -> None:
     check_text("owner", owner, MAX_WORKER)
     if not 0 < lease_seconds <= 86_400:
@@ -159,23 +177,9 @@ class MemoryOutbox:
     def add(self, task: Task, callback: Callback) -> None:
         """Record `callback` for `task`'s change (the store calls this once the change is made)."""
         with self._lock:
-            now = self._now()
             self._next_id += 1
-            self._entries[self._next_id] = OutboxEntry(
-                callback_id=self._next_id,
-                task_id=task.task_id,
-                account_id=task.account_id,
-                url=callback.url,
-                body=callback.body,
-                msg_id=callback.msg_id,
-                state="pending",
-                attempts=0,
-                next_attempt_at=now,
-                lease_owner=None,
-                last_error=None,
-                created_at=now,
-                finished_at=None,
-            )
+            fields = new_entry(task, callback, self._now())
+            self._entries[self._next_id] = OutboxEntry(callback_id=self._next_id, **fields)
 
     def claim(self, owner: str, lease_seconds: float) -> OutboxEntry | None:
         check_claim(owner, lease_seconds)

@@ -22,6 +22,7 @@ from kinema.jobs.outbox import (
     OutboxEntry,
     check_claim,
     check_delay,
+    new_entry,
     short_error,
 )
 from kinema.jobs.schema import CallbackRow
@@ -32,20 +33,7 @@ _PENDING = CallbackRow.state == "pending"
 
 def new_row(task: Task, callback: Callback, now: datetime) -> CallbackRow:
     """The pending entry of `task`'s change, for the store to add in that change's session."""
-    return CallbackRow(
-        task_id=task.task_id,
-        account_id=task.account_id,
-        url=callback.url,
-        body=callback.body,
-        msg_id=callback.msg_id,
-        state="pending",
-        attempts=0,
-        next_attempt_at=now,
-        lease_owner=None,
-        last_error=None,
-        created_at=now,
-        finished_at=None,
-    )
+    return CallbackRow(**new_entry(task, callback, now))
 
 
 class SqlOutbox:

@@ -1,7 +1,7 @@
 """Media around one task: input keys to local files, results to storage keys, small preview PNGs.
 
-Keys depend only on the task id and the candidate index (docs/service.md), so a retried attempt
-overwrites what a crashed one left behind. This module knows storage and the spec, not the task store.
+The keys follow `kinema.storage.layout`, the layout the API and retention share. This module knows
+storage and the spec, not the task store.
 """
 
 from __future__ import annotations
@@ -17,19 +17,9 @@ from PIL import Image
 from kinema.errors import InvalidRequest
 from kinema.spec import Result
 from kinema.storage.base import MediaStorage, StorageError, check_key
+from kinema.storage.layout import MEDIA_FIELDS, output_keys
 
-MEDIA_FIELDS = ("image", "image_tail", "video")
 PREVIEW_SIZE = 160  # longest side of a preview, in pixels
-
-
-def preview_key(task_id: str) -> str:
-    return f"tasks/{task_id}/preview.png"
-
-
-def output_keys(task_id: str, index: int) -> tuple[str, str, str]:
-    """The video, its poster and the image key of candidate `index`."""
-    base = f"tasks/{task_id}"
-    return f"{base}/video-{index}.mp4", f"{base}/video-{index}.png", f"{base}/image-{index}.png"
 
 
 def download_inputs(storage: MediaStorage, spec: Mapping[str, Any], folder: Path) -> dict[str, Any]:

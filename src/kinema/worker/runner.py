@@ -28,6 +28,7 @@ from kinema.jobs.clock import Clock, SystemClock
 from kinema.jobs.store import LeaseLost, Task, TaskStore
 from kinema.spec import ExtendVideo, ImageToVideo, Request, Result, TextToImage, TextToVideo
 from kinema.storage.base import MediaStorage, MissingMedia
+from kinema.storage.layout import preview_key
 from kinema.worker import media, retention
 from kinema.worker.lease import Lease
 
@@ -217,7 +218,7 @@ class Worker:
 
     def _put_preview(self, task_id: str, frame: np.ndarray) -> str | None:
         """Store a preview PNG and return its key; a preview that fails is skipped, not fatal."""
-        key = media.preview_key(task_id)
+        key = preview_key(task_id)
         try:
             self.storage.put_bytes(key, media.preview_png(frame), content_type="image/png")
         except Exception:
