@@ -174,3 +174,20 @@ def test_importing_the_database_package_does_not_import_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+@over_sql
+@pytest.mark.parametrize("back_to", ["0005", "0007"])
+def test_the_newest_migrations_downgrade_and_upgrade_again(migrated: Engine, back_to: str) -> None:
+    """0006 (passwords, web_sessions) and 0008 (the account-status index) undo cleanly and redo."""
+    migrate.downgrade(migrated, back_to)
+    with migrated.connect() as connection:
+        tables = inspect(connection).get_table_names()
+        indexes = {i["name"] for i in inspect(connection).get_indexes("tasks")}
+    assert ("web_sessions" in tables) == (back_to != "0005")
+    assert "ix_tasks_account_status" not in indexes
+
+    migrate.upgrade(migrated)
+
+    with migrated.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []

@@ -80,10 +80,13 @@ def _sqlite_engine(url: URL) -> Engine:
     def _on_begin(connection: Any) -> None:
         # Writers BEGIN IMMEDIATE: they take the write lock up front (waiting up to busy_timeout), so
         # a read-then-write transaction can never fail to upgrade its lock halfway through.
+        # NONE: a single-statement read runs in SQLite's own implicit transaction, saving the BEGIN and
+        # the ROLLBACK round trips (the hot polling path).
         mode = connection.get_execution_options().get("kinema_sqlite_begin", "DEFERRED")
-        if mode not in ("DEFERRED", "IMMEDIATE"):
-            raise ValueError(f"kinema_sqlite_begin must be DEFERRED or IMMEDIATE; got {mode!r}")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if mode not in ("DEFERRED", "IMMEDIATE", "NONE"):
+            raise ValueError(f"kinema_sqlite_begin must be DEFERRED, IMMEDIATE or NONE; got {mode!r}")
+        if mode != "NONE":
+            connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
 

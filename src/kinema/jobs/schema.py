@@ -61,6 +61,8 @@ class TaskRow(Base):
         Index("ix_tasks_lease", "status", "lease_expires_at"),
         # list: one account's tasks, newest first.
         Index("ix_tasks_account_created", "account_id", "created_at", "task_id"),
+        # billing's slots in flight and lists by status: one account's live tasks, not its history.
+        Index("ix_tasks_account_status", "account_id", "status", "kind"),
         # the retention sweep.
         Index("ix_tasks_expires", "expires_at"),
     )

@@ -16,7 +16,18 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Engine, Select, delete, func, select
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Engine,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -43,6 +54,16 @@ from kinema.jobs.store import (
     WorkerInfo,
 )
 from kinema.spec import Kind
+
+TASKS = cast(Table, TaskRow.__table__)
+# Built once: the hot reads skip building the statement and its cache key on every call.
+_BY_ID = select(TASKS).where(
+    TASKS.c.task_id == bindparam("task_id"), TASKS.c.account_id == bindparam("account_id")
+)
+_BY_EXTERNAL = select(TASKS).where(
+    TASKS.c.account_id == bindparam("account_id"),
+    TASKS.c.external_task_id == bindparam("external_task_id"),
+)
 
 
 def open_store(
@@ -110,6 +131,7 @@ class SqlTaskStore:
         self._aging = aging_seconds
         self.outbox = SqlOutbox(engine, clock=self._clock, retention=retention)
         self._reads = sessionmaker(engine, expire_on_commit=False)
+        self._single_reads = engine.execution_options(kinema_sqlite_begin="NONE")
         self._writes = sessionmaker(
             engine.execution_options(kinema_sqlite_begin="IMMEDIATE"), expire_on_commit=False
         )
@@ -202,18 +224,17 @@ class SqlTaskStore:
                     ) from None
         raise RuntimeError("three fresh task ids collided in a row; the id generator is broken, report a bug")
 
+    def _one(self, query: Select[Any], **params: str) -> Task | None:
+        """One task by a single-statement Core read (no ORM session, no BEGIN on SQLite): the polls."""
+        with self._single_reads.connect() as connection:
+            row = connection.execute(query, params).one_or_none()
+            return _to_task(row) if row is not None else None
+
     def get(self, task_id: str, account_id: str) -> Task | None:
-        with self._reads() as session:
-            row = session.get(TaskRow, task_id)
-            return _to_task(row) if row is not None and row.account_id == account_id else None
+        return self._one(_BY_ID, task_id=task_id, account_id=account_id)
 
     def get_by_external(self, external_task_id: str, account_id: str) -> Task | None:
-        query = select(TaskRow).where(
-            TaskRow.account_id == account_id, TaskRow.external_task_id == external_task_id
-        )
-        with self._reads() as session:
-            row = session.scalars(query).one_or_none()
-            return _to_task(row) if row is not None else None
+        return self._one(_BY_EXTERNAL, external_task_id=external_task_id, account_id=account_id)
 
     def list(
         self,
@@ -230,10 +251,10 @@ class SqlTaskStore:
             where.append(TaskRow.kind.in_(kinds))
         if statuses is not None:
             where.append(TaskRow.status.in_(statuses))
-        page = select(TaskRow).where(*where).order_by(TaskRow.created_at.desc(), TaskRow.task_id.desc())
-        with self._reads() as session:
-            total = session.scalar(select(func.count()).select_from(TaskRow).where(*where)) or 0
-            rows = session.scalars(page.offset(offset).limit(limit)).all()
+        page = select(TASKS).where(*where).order_by(TaskRow.created_at.desc(), TaskRow.task_id.desc())
+        with self.engine.begin() as connection:  # one read transaction: the count and the page agree
+            total = connection.scalar(select(func.count()).select_from(TASKS).where(*where)) or 0
+            rows = connection.execute(page.offset(offset).limit(limit)).all()
             return TaskPage(tuple(_to_task(row) for row in rows), total)
 
     def claim(
@@ -434,7 +455,7 @@ def _apply(row: TaskRow, changes: tr.Changes) -> None:
         setattr(row, name, value)
 
 
-def _to_task(row: TaskRow) -> Task:
+def _to_task(row: TaskRow | Row[Any]) -> Task:
     return Task(
         task_id=row.task_id,
         account_id=row.account_id,
