@@ -89,6 +89,26 @@ def test_list_filters_cancel_retry_delete(api: Api) -> None:
     assert not any(p.is_file() for p in api.storage.root.glob(f"tasks/{a['id']}/*"))
 
 
+def test_list_filters_by_model_and_creation_time(api: Api) -> None:
+    first = create(api, {"kind": "text2video", "model": "fake", "prompt": "one"})
+    second = create(api, {"kind": "text2image", "model": "fake", "prompt": "two"})
+
+    def listed(**params: object) -> list[object]:
+        response = api.client.get(TASKS, params=params, headers=auth())
+        assert response.status_code == 200, response.text
+        return [t["id"] for t in response.json()["data"]["tasks"]]
+
+    assert listed(model="fake") == [second["id"], first["id"]]
+    assert listed(model=["other", "fake"], kind="text2video") == [first["id"]]
+    assert listed(model="other") == []
+    created = int(second["created_at"])  # type: ignore[call-overload]
+    assert second["id"] in listed(created_after=created) and listed(created_after=created + 1) == []
+    assert second["id"] not in listed(created_before=created)
+    for params in ({"created_after": -1}, {"created_before": "soon"}, {"model": "m" * 200}):
+        bad = api.client.get(TASKS, params=params, headers=auth())
+        assert bad.status_code == 400 and bad.json()["code"] == 1201, (params, bad.text)
+
+
 def test_cancel_a_running_task_stops_it_between_steps(api: Api) -> None:
     task = create(api, {"kind": "text2video", "model": "fake", "prompt": "x"})
     claimed = api.store.claim("other-worker", 30.0)

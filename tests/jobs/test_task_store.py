@@ -159,6 +159,30 @@ def test_list_filters_by_kind_and_status(store: TaskStore) -> None:
     assert store.list("acme", statuses=["submitted"]).total == 2
 
 
+def test_list_filters_by_model_and_creation_time(store: TaskStore, clock: FakeClock) -> None:
+    early = make(store, model="builtin")
+    clock.advance(60)
+    middle = make(store, model="wan-1.3b")
+    clock.advance(60)
+    late = make(store, model="builtin")
+    make(store, account="globex", model="builtin")
+
+    def ids(**filters: Any) -> list[str]:
+        return [task.task_id for task in store.list("acme", **filters).tasks]
+
+    assert ids(models=["builtin"]) == [late.task_id, early.task_id]
+    assert ids(models=["wan-1.3b", "ltx"]) == [middle.task_id]
+    assert ids(models=[]) == []
+    assert ids(created_after=middle.created_at) == [late.task_id, middle.task_id]
+    assert ids(created_before=middle.created_at) == [early.task_id]  # the end is excluded
+    assert ids(created_after=middle.created_at, created_before=late.created_at, models=["wan-1.3b"]) == [
+        middle.task_id
+    ]
+    assert store.list("acme", models=["builtin"], created_after=early.created_at).total == 2
+    with pytest.raises(InvalidRequest, match="models must be a list"):
+        store.list("acme", models="builtin")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(("offset", "limit"), [(0, 0), (0, 1001), (-1, 10)])
 def test_list_refuses_bad_paging(store: TaskStore, offset: int, limit: int) -> None:
     with pytest.raises(InvalidRequest, match="offset >= 0 and 1 <= limit <= 1000"):

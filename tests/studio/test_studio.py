@@ -94,6 +94,11 @@ def test_create_watch_play_extend_find_and_download(page: Page, server: Server) 
     page.get_by_label("Kind").select_option("extend")
     expect(results).to_have_count(1)
     expect(results.first).to_contain_text("Extend")
+    # Model and date filter on the server too: today's built-in extensions are still that one.
+    page.get_by_label("Model").select_option("builtin")
+    page.get_by_label("Date").select_option("today")
+    expect(results).to_have_count(1)
+    expect(results.first).to_contain_text("Extend")
 
     # Download the 10-second extension: an MP4 file.
     results.first.get_by_role("link", name=f"Open {PROMPT}").click()

@@ -23,12 +23,11 @@ from kinema.api.bodies import Body
 from kinema.api.context import ApiContext
 from kinema.api.deps import caller, context
 from kinema.api.errors import ApiError, envelope
-from kinema.api.views import ms
+from kinema.api.views import MAX_MS, ms
 from kinema.errors import InvalidRequest
 from kinema.jobs import TaskStore
 
 router = APIRouter(prefix="/api/v1/account", tags=["account"])
-MAX_MS = 253402300799999  # the last millisecond of year 9999
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {"text/csv": {"schema": {"type": "string"}}},

@@ -17,7 +17,6 @@ from kinema.accounts.passwords import check_password
 from kinema.accounts.plans import Plan, PlanNotFound
 from kinema.api.account import (
     CSV_RESPONSE,
-    MAX_MS,
     account_view,
     accounts_of,
     key_view,
@@ -32,6 +31,7 @@ from kinema.api.bodies import Body
 from kinema.api.context import ApiContext
 from kinema.api.deps import caller, context
 from kinema.api.errors import ApiError, envelope
+from kinema.api.views import MAX_MS
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 

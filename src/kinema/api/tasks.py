@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -23,7 +24,7 @@ from kinema.api.bodies import Body
 from kinema.api.context import ApiContext
 from kinema.api.deps import caller, context
 from kinema.api.errors import ApiError, envelope
-from kinema.api.views import kinema_task
+from kinema.api.views import MAX_MS, kinema_task
 from kinema.jobs import InvalidTransition, Status, Task, TaskNotFound
 from kinema.spec import (
     MAX_PROMPT,
@@ -161,15 +162,38 @@ def list_tasks(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     external_task_id: Annotated[str | None, Query(max_length=256)] = None,
+    model: Annotated[list[str] | None, Query(description="Only these models' tasks.")] = None,
+    created_after: Annotated[
+        int | None, Query(ge=0, le=MAX_MS, description="Only tasks created at or after (Unix ms).")
+    ] = None,
+    created_before: Annotated[
+        int | None, Query(ge=0, le=MAX_MS, description="Only tasks created before (Unix ms).")
+    ] = None,
 ) -> dict[str, Any]:
+    """The caller's tasks, newest first, filtered by kind, status, model and creation time."""
+    if model is not None and any(len(m) > 128 for m in model):
+        raise ApiError(1201, "model: a model id is at most 128 characters")
     if external_task_id is not None:
         found = ctx.store.get_by_external(external_task_id, who.account_id)
         tasks = [found] if found else []
         total = len(tasks)
     else:
-        page = ctx.store.list(who.account_id, kinds=kind, statuses=status, offset=offset, limit=limit)
+        page = ctx.store.list(
+            who.account_id,
+            kinds=kind,
+            statuses=status,
+            offset=offset,
+            limit=limit,
+            models=model,
+            created_after=_moment(created_after),
+            created_before=_moment(created_before),
+        )
         tasks, total = list(page.tasks), page.total
     return envelope({"tasks": [_view(ctx, t) for t in tasks], "total": total, "offset": offset})
+
+
+def _moment(ms_value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(ms_value / 1000, UTC) if ms_value is not None else None
 
 
 def _change(ctx: ApiContext, who: Caller, task_id: str, change: Callable[[str, str], Task]) -> dict[str, Any]:

@@ -21,6 +21,9 @@ KLING_FAMILY: dict[str, Kind] = {
 }
 
 
+MAX_MS = 253402300799999  # the last millisecond of year 9999: query bounds in Unix milliseconds
+
+
 def ms(moment: datetime | None) -> int | None:
     return None if moment is None else int(moment.timestamp() * 1000)
 

@@ -205,8 +205,11 @@ class MemoryTaskStore:
         statuses: Collection[Status] | None = None,
         offset: int = 0,
         limit: int = 50,
+        models: Collection[str] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> TaskPage:
-        tr.check_list(offset=offset, limit=limit, kinds=kinds, statuses=statuses)
+        tr.check_list(offset=offset, limit=limit, kinds=kinds, statuses=statuses, models=models)
         with self._lock:
             found = [
                 task
@@ -214,6 +217,9 @@ class MemoryTaskStore:
                 if task.account_id == account_id
                 and (kinds is None or task.kind in kinds)
                 and (statuses is None or task.status in statuses)
+                and (models is None or task.model in models)
+                and (created_after is None or task.created_at >= created_after)
+                and (created_before is None or task.created_at < created_before)
             ]
         found.sort(key=lambda task: (task.created_at, task.task_id), reverse=True)
         return TaskPage(tuple(_copy(task) for task in found[offset : offset + limit]), len(found))

@@ -244,13 +244,22 @@ class SqlTaskStore:
         statuses: Collection[Status] | None = None,
         offset: int = 0,
         limit: int = 50,
+        models: Collection[str] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> TaskPage:
-        tr.check_list(offset=offset, limit=limit, kinds=kinds, statuses=statuses)
+        tr.check_list(offset=offset, limit=limit, kinds=kinds, statuses=statuses, models=models)
         where: list[ColumnElement[bool]] = [TaskRow.account_id == account_id]
         if kinds is not None:
             where.append(TaskRow.kind.in_(kinds))
         if statuses is not None:
             where.append(TaskRow.status.in_(statuses))
+        if models is not None:
+            where.append(TaskRow.model.in_(models))
+        if created_after is not None:
+            where.append(TaskRow.created_at >= created_after)
+        if created_before is not None:
+            where.append(TaskRow.created_at < created_before)
         page = select(TASKS).where(*where).order_by(TaskRow.created_at.desc(), TaskRow.task_id.desc())
         with self.engine.begin() as connection:  # one read transaction: the count and the page agree
             total = connection.scalar(select(func.count()).select_from(TASKS).where(*where)) or 0

@@ -163,8 +163,12 @@ class TaskStore(Protocol):
         statuses: Collection[Status] | None = None,
         offset: int = 0,
         limit: int = 50,
+        models: Collection[str] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> TaskPage:
-        """The account's tasks, newest first, `limit` (1..MAX_PAGE) of them after skipping `offset`."""
+        """The account's tasks, newest first, `limit` (1..MAX_PAGE) of them after skipping `offset`;
+        only of `kinds`, `statuses`, `models` when given, created in [created_after, created_before)."""
         ...
 
     def claim(

@@ -159,10 +159,16 @@ def check_names(name: str, values: Collection[str] | None) -> None:
 
 
 def check_list(
-    *, offset: int, limit: int, kinds: Collection[str] | None, statuses: Collection[str] | None
+    *,
+    offset: int,
+    limit: int,
+    kinds: Collection[str] | None,
+    statuses: Collection[str] | None,
+    models: Collection[str] | None = None,
 ) -> None:
     check_names("kinds", kinds)
     check_names("statuses", statuses)
+    check_names("models", models)
     if offset < 0 or not 1 <= limit <= MAX_PAGE:
         raise InvalidRequest(
             f"need offset >= 0 and 1 <= limit <= {MAX_PAGE}; got offset={offset}, limit={limit}"

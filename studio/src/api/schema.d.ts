@@ -466,7 +466,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Tasks */
+        /**
+         * List Tasks
+         * @description The caller's tasks, newest first, filtered by kind, status, model and creation time.
+         */
         get: operations["list_tasks_api_v1_tasks_get"];
         put?: never;
         /** Create Task */
@@ -2406,6 +2409,12 @@ export interface operations {
                 offset?: number;
                 limit?: number;
                 external_task_id?: string | null;
+                /** @description Only these models' tasks. */
+                model?: string[] | null;
+                /** @description Only tasks created at or after (Unix ms). */
+                created_after?: number | null;
+                /** @description Only tasks created before (Unix ms). */
+                created_before?: number | null;
             };
             header?: never;
             path?: never;

@@ -1,4 +1,4 @@
-// Library: finished results newest first, filtered by kind (on the server), model and date (here);
+// Library: finished results newest first, filtered by kind, model and date on the server;
 // the draws of one request side by side. A result opens in the detail view above the grid.
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, kinema } from "../api/client";
@@ -8,6 +8,7 @@ import { Thumb } from "../components/Thumb";
 import { locale, t } from "../i18n";
 import { dateTime, since } from "../lib/format";
 import { href } from "../router";
+import { models } from "../state/models";
 import { libraryStamp, upsert } from "../state/tasks";
 import { Detail } from "./Detail";
 
@@ -112,9 +113,12 @@ export function Library({ taskId, index }: { taskId?: string; index?: number }) 
     setLoading(true);
     setProblem(null);
     try {
+      const start = since(date, Date.now());
       const page = await kinema.list({
         status: ["succeed"],
         kind: kind === "all" ? undefined : [kind],
+        model: model ? [model] : undefined,
+        created_after: start ?? undefined,
         offset,
         limit: PAGE,
       });
@@ -127,14 +131,14 @@ export function Library({ taskId, index }: { taskId?: string; index?: number }) 
       setLoading(false);
     }
   };
-  useEffect(() => void load(0), [kind, libraryStamp.value]);
+  useEffect(() => void load(0), [kind, model, date, libraryStamp.value]);
 
-  const start = since(date, Date.now());
-  const shown = items.filter(
-    (task) =>
-      (!model || task.model === model) && (start === null || (task.finished_at ?? task.created_at) >= start),
-  );
-  const modelIds = [...new Set(items.map((task) => task.model))].sort();
+  const filtered = kind !== "all" || !!model || date !== "all";
+  const modelIds = [
+    ...new Set([...(models.value ?? []).map((m) => m.id), ...items.map((task) => task.model), model]),
+  ]
+    .filter(Boolean)
+    .sort();
   return (
     <section class="screen library" aria-labelledby="library-title">
       <div class="screen-head">
@@ -159,10 +163,11 @@ export function Library({ taskId, index }: { taskId?: string; index?: number }) 
           </button>
         </p>
       )}
-      {!loading && !problem && !items.length && <p class="empty">{t("library.empty")}</p>}
-      {!!items.length && !shown.length && <p class="empty">{t("library.noMatch")}</p>}
+      {!loading && !problem && !items.length && (
+        <p class="empty">{filtered ? t("library.noMatch") : t("library.empty")}</p>
+      )}
       <div class="grid" aria-busy={loading}>
-        {shown.map((task) => (
+        {items.map((task) => (
           <Item key={task.id} task={task} />
         ))}
       </div>
