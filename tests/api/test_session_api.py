@@ -126,6 +126,8 @@ def test_sign_out_ends_the_session_and_clears_the_cookie(api: Api) -> None:
     refused = stale.get(TASKS)
     assert refused.status_code == 401 and refused.json()["code"] == 1004
     assert "sign in again" in refused.json()["message"]
+    gone = refused.headers["set-cookie"].lower()  # the browser is told to drop the dead cookie
+    assert gone.startswith("kinema_session=") and ("max-age=0" in gone or "expires=" in gone)
     assert new_client(api).delete(SESSION).json()["data"]["signed_out"] is False
 
 

@@ -54,7 +54,11 @@ async def caller(request: Request) -> Caller:
         )
     session = await run_in_threadpool(ctx.accounts.session, token)
     if session is None:
-        raise ApiError(1004, "your session has ended (expired or signed out); sign in again")
+        raise ApiError(
+            1004,
+            "your session has ended (expired or signed out); sign in again",
+            clear_cookie=SESSION_COOKIE,
+        )
     if request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(sent.encode(), csrf_token(ctx, token).encode()):

@@ -47,13 +47,15 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 class ApiError(Exception):
-    """An error with a Kling code; its HTTP status follows from the code."""
+    """An error with a Kling code; its HTTP status follows from the code. `clear_cookie` names a cookie
+    the answer deletes (a session that has ended, so the browser stops sending it)."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, *, clear_cookie: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = STATUS_OF_CODE[code]
+        self.clear_cookie = clear_cookie
 
 
 def envelope(data: Any) -> dict[str, Any]:
@@ -66,7 +68,11 @@ def error_body(code: int, message: str) -> dict[str, Any]:
 
 async def handle_api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
+    response = JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
+    if exc.clear_cookie:
+        secure = request.url.scheme == "https"
+        response.delete_cookie(exc.clear_cookie, path="/", secure=secure, httponly=True, samesite="strict")
+    return response
 
 
 async def handle_validation(request: Request, exc: Exception) -> JSONResponse:
