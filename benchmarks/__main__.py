@@ -1,7 +1,8 @@
 """Run every CPU benchmark and print its numbers with the command that reproduces each.
 
 `python -m benchmarks` runs them all with their defaults; `python -m benchmarks NAME [options]` runs
-one (`builtin`: the built-in model's speed, `api`: the task API's throughput), passing the options on.
+one (`builtin`: the built-in model's speed, `api`: the task API's throughput, `diffusers`: Kinema's
+open-model backends against stock diffusers, tiny on a CPU), passing the options on.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ def api(argv: list[str]) -> Any:
     return api_load.main(argv)
 
 
-BENCHMARKS: dict[str, Callable[[list[str]], Any]] = {"builtin": builtin, "api": api}
+def diffusers(argv: list[str]) -> Any:
+    from benchmarks import diffusers_speed
+
+    return diffusers_speed.main(argv)
+
+
+BENCHMARKS: dict[str, Callable[[list[str]], Any]] = {"builtin": builtin, "api": api, "diffusers": diffusers}
 
 
 def main(argv: list[str]) -> int:
