@@ -19,6 +19,7 @@ from kinema.backends.base import Segment, StepCallback, StopCheck, check_given
 from kinema.backends.pipeline import (
     Offload,
     Progress,
+    adopt,
     check_shape,
     generator,
     keep_given,
@@ -26,7 +27,6 @@ from kinema.backends.pipeline import (
     load_options,
     load_pipeline,
     override,
-    prepare,
     read_config,
     to_pil,
     to_uint8,
@@ -78,6 +78,8 @@ class CogVideoXBackend:
         device: str = "cuda",
         offload: Offload = "none",
         vae_tiling: bool = False,
+        turbo: str = "off",
+        turbo_threshold: float = 0.05,
         canvases: dict[str, Any] | None = None,
         max_frames: int | None = None,
         steps: dict[str, int] | None = None,
@@ -93,9 +95,11 @@ class CogVideoXBackend:
             device=device,
             offload=offload,
             vae_tiling=vae_tiling,
+            turbo=turbo,
+            turbo_threshold=turbo_threshold,
         )
         self.overrides: dict[str, Any] = {"canvases": canvases, "max_frames": max_frames, "steps": steps}
-        self._pipe = pipeline if pipeline is None else prepare(pipeline)
+        self._pipe = pipeline if pipeline is None else adopt(pipeline, self.options, model)
 
     @cached_property
     def variant(self) -> Variant:

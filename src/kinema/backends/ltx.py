@@ -18,6 +18,7 @@ from kinema.backends.base import Segment, StepCallback, StopCheck, check_given
 from kinema.backends.pipeline import (
     Offload,
     Progress,
+    adopt,
     check_shape,
     generator,
     keep_given,
@@ -25,7 +26,6 @@ from kinema.backends.pipeline import (
     load_options,
     load_pipeline,
     override,
-    prepare,
     read_config,
     to_pil,
     to_uint8,
@@ -56,6 +56,8 @@ class LTXBackend:
         device: str = "cuda",
         offload: Offload = "none",
         vae_tiling: bool = False,
+        turbo: str = "off",
+        turbo_threshold: float = 0.05,
         fps: int = 24,
         context_frames: int = 9,
         canvases: dict[str, Any] | None = None,
@@ -73,10 +75,12 @@ class LTXBackend:
             device=device,
             offload=offload,
             vae_tiling=vae_tiling,
+            turbo=turbo,
+            turbo_threshold=turbo_threshold,
         )
         self.fps, self.context_frames = fps, context_frames
         self.overrides: dict[str, Any] = {"canvases": canvases, "max_frames": max_frames, "steps": steps}
-        self._pipe = pipeline if pipeline is None else prepare(pipeline)
+        self._pipe = pipeline if pipeline is None else adopt(pipeline, self.options, model)
 
     @cached_property
     def vae_config(self) -> dict[str, Any]:

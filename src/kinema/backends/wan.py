@@ -19,6 +19,7 @@ from kinema.backends.base import Segment, StepCallback, StopCheck, check_given
 from kinema.backends.pipeline import (
     Offload,
     Progress,
+    adopt,
     check_shape,
     generator,
     keep_given,
@@ -95,6 +96,8 @@ class WanBackend:
         device: str = "cuda",
         offload: Offload = "none",
         vae_tiling: bool = False,
+        turbo: str = "off",
+        turbo_threshold: float = 0.05,
         vae_dtype: str = "float32",
         canvases: dict[str, Any] | None = None,
         max_frames: int | None = None,
@@ -111,10 +114,12 @@ class WanBackend:
             device=device,
             offload=offload,
             vae_tiling=vae_tiling,
+            turbo=turbo,
+            turbo_threshold=turbo_threshold,
         )
         self.vae_dtype = vae_dtype
         self.overrides: dict[str, Any] = {"canvases": canvases, "max_frames": max_frames, "steps": steps}
-        self._pipe = pipeline if pipeline is None else prepare(pipeline)
+        self._pipe = pipeline if pipeline is None else adopt(pipeline, self.options, model)
         self._other: Any = None  # TI2V: the pipeline of the other kind, sharing the loaded modules
 
     @cached_property
