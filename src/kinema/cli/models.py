@@ -61,7 +61,7 @@ def models(
 
 @models_app.command("make-tiny")
 def make_tiny(
-    family: Annotated[str, typer.Argument(help="wan, ltx, cogvideox, kolors or skyreels.")],
+    family: Annotated[str, typer.Argument(help="wan, ltx, cogvideox, kolors, skyreels or hunyuanvideo.")],
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the tiny model to.")],
     model_id: Annotated[str | None, typer.Option("--id", help="Model id (default tiny-FAMILY).")] = None,
     variant: Annotated[
