@@ -12,6 +12,8 @@ from diffusers_support import engine_for, never, no_progress, tiny_options
 
 from kinema.backends.base import Segment
 from kinema.backends.pipeline import generator, to_uint8
+from kinema.backends.skyreels import SkyReelsBackend
+from kinema.backends.skyreels import tiny_pipeline as tiny_skyreels
 from kinema.backends.wan import WanBackend, tiny_pipeline
 from kinema.errors import ModelLoadError
 from kinema.spec import TextToVideo
@@ -96,6 +98,11 @@ def test_turbo_runs_through_the_engine(tmp_path: Path) -> None:
     result = engine.run(TextToVideo(model="w", prompt="a cat", duration=0.5, seed=1), tmp_path)
     assert result.candidates[0].num_frames == 9
     assert 0 < evaluations[0] < STEPS * 2 * len(pipe.transformer.blocks)
+
+
+def test_turbo_is_refused_where_diffusers_cannot_cache_the_blocks() -> None:
+    with pytest.raises(ModelLoadError, match=r'turbo cannot be applied .* set turbo = "off"'):
+        SkyReelsBackend("s", pipeline=tiny_skyreels(), device="cpu", turbo="first-block")
 
 
 def test_unknown_turbo_is_refused_with_the_choices() -> None:

@@ -17,11 +17,10 @@ import numpy as np
 
 from kinema.backends.base import Segment, StepCallback, StopCheck, check_given
 from kinema.backends.pipeline import (
-    Offload,
     Progress,
     adopt,
     check_shape,
-    generator,
+    draw_args,
     keep_given,
     library,
     load_options,
@@ -72,32 +71,14 @@ class CogVideoXBackend:
         self,
         model: str = "cogvideox",
         *,
-        weights: str | None = None,
-        revision: str | None = None,
-        dtype: str = "bfloat16",
-        device: str = "cuda",
-        offload: Offload = "none",
-        vae_tiling: bool = False,
-        turbo: str = "off",
-        turbo_threshold: float = 0.05,
         canvases: dict[str, Any] | None = None,
         max_frames: int | None = None,
         steps: dict[str, int] | None = None,
         pipeline: Any = None,
+        **placement: Any,
     ) -> None:
         self.model = model
-        self.options = load_options(
-            model,
-            weights,
-            pipeline,
-            revision=revision,
-            dtype=dtype,
-            device=device,
-            offload=offload,
-            vae_tiling=vae_tiling,
-            turbo=turbo,
-            turbo_threshold=turbo_threshold,
-        )
+        self.options = load_options(model, pipeline, placement)
         self.overrides: dict[str, Any] = {"canvases": canvases, "max_frames": max_frames, "steps": steps}
         self._pipe = pipeline if pipeline is None else adopt(pipeline, self.options, model)
 
@@ -149,17 +130,8 @@ class CogVideoXBackend:
             image = {} if first is None else {"image": to_pil(first[i])}
             frames = pipe(
                 **image,
-                prompt=segment.prompt,
-                negative_prompt=segment.negative_prompt,
-                num_frames=segment.num_frames,
-                height=segment.height,
-                width=segment.width,
-                num_inference_steps=segment.num_inference_steps,
-                guidance_scale=segment.guidance_scale,
-                generator=generator(seed),
-                output_type="np",
+                **draw_args(segment, seed, progress),
                 max_sequence_length=self.variant.text_tokens,
-                callback_on_step_end=progress,
             ).frames[0]
             out[i] = to_uint8(frames[: segment.num_frames])
         return keep_given(out, segment)

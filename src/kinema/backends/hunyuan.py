@@ -17,11 +17,10 @@ import numpy as np
 
 from kinema.backends.base import Segment, StepCallback, StopCheck, check_given
 from kinema.backends.pipeline import (
-    Offload,
     Progress,
     adopt,
     check_shape,
-    generator,
+    draw_args,
     library,
     load_options,
     load_pipeline,
@@ -47,34 +46,16 @@ class HunyuanVideoBackend:
         self,
         model: str = "hunyuanvideo",
         *,
-        weights: str | None = None,
-        revision: str | None = None,
-        dtype: str = "bfloat16",
-        device: str = "cuda",
-        offload: Offload = "none",
-        vae_tiling: bool = False,
-        turbo: str = "off",
-        turbo_threshold: float = 0.05,
         vae_dtype: str = "float16",
         true_cfg_scale: float = 1.0,
         canvases: dict[str, Any] | None = None,
         max_frames: int | None = None,
         steps: dict[str, int] | None = None,
         pipeline: Any = None,
+        **placement: Any,
     ) -> None:
         self.model = model
-        self.options = load_options(
-            model,
-            weights,
-            pipeline,
-            revision=revision,
-            dtype=dtype,
-            device=device,
-            offload=offload,
-            vae_tiling=vae_tiling,
-            turbo=turbo,
-            turbo_threshold=turbo_threshold,
-        )
+        self.options = load_options(model, pipeline, placement)
         if true_cfg_scale < 1:
             raise ModelLoadError(f"model {model!r}: true_cfg_scale is 1 (off) or more")
         self.vae_dtype, self.true_cfg_scale = vae_dtype, float(true_cfg_scale)
@@ -129,17 +110,8 @@ class HunyuanVideoBackend:
             progress.call = i
             out[i] = to_uint8(
                 pipe(
-                    prompt=segment.prompt,
-                    negative_prompt=segment.negative_prompt,
+                    **draw_args(segment, seed, progress),
                     true_cfg_scale=self.true_cfg_scale,
-                    num_frames=segment.num_frames,
-                    height=segment.height,
-                    width=segment.width,
-                    num_inference_steps=segment.num_inference_steps,
-                    guidance_scale=segment.guidance_scale,
-                    generator=generator(seed),
-                    output_type="np",
-                    callback_on_step_end=progress,
                 ).frames[0]
             )
         return out

@@ -16,15 +16,14 @@ import numpy as np
 
 from kinema.backends.base import Segment, StepCallback, StopCheck, check_given
 from kinema.backends.pipeline import (
-    Offload,
     Progress,
+    adopt,
     check_shape,
     generator,
     library,
     load_options,
     load_pipeline,
     override,
-    prepare,
     read_config,
     to_uint8,
 )
@@ -41,29 +40,15 @@ class KolorsBackend:
         self,
         model: str = "kolors",
         *,
-        weights: str | None = None,
-        revision: str | None = None,
-        dtype: str = "float16",
-        device: str = "cuda",
-        offload: Offload = "none",
-        vae_tiling: bool = False,
         canvases: dict[str, Any] | None = None,
         steps: dict[str, int] | None = None,
         pipeline: Any = None,
+        **placement: Any,
     ) -> None:
         self.model = model
-        self.options = load_options(
-            model,
-            weights,
-            pipeline,
-            revision=revision,
-            dtype=dtype,
-            device=device,
-            offload=offload,
-            vae_tiling=vae_tiling,
-        )
+        self.options = load_options(model, pipeline, {"dtype": "float16", **placement})
         self.overrides: dict[str, Any] = {"canvases": canvases, "max_frames": None, "steps": steps}
-        self._pipe = pipeline if pipeline is None else prepare(pipeline)
+        self._pipe = pipeline if pipeline is None else adopt(pipeline, self.options, model)
 
     @cached_property
     def checked(self) -> bool:

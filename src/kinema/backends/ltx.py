@@ -16,11 +16,10 @@ import numpy as np
 
 from kinema.backends.base import Segment, StepCallback, StopCheck, check_given
 from kinema.backends.pipeline import (
-    Offload,
     Progress,
     adopt,
     check_shape,
-    generator,
+    draw_args,
     keep_given,
     library,
     load_options,
@@ -50,34 +49,16 @@ class LTXBackend:
         self,
         model: str = "ltx",
         *,
-        weights: str | None = None,
-        revision: str | None = None,
-        dtype: str = "bfloat16",
-        device: str = "cuda",
-        offload: Offload = "none",
-        vae_tiling: bool = False,
-        turbo: str = "off",
-        turbo_threshold: float = 0.05,
         fps: int = 24,
         context_frames: int = 9,
         canvases: dict[str, Any] | None = None,
         max_frames: int | None = None,
         steps: dict[str, int] | None = None,
         pipeline: Any = None,
+        **placement: Any,
     ) -> None:
         self.model = model
-        self.options = load_options(
-            model,
-            weights,
-            pipeline,
-            revision=revision,
-            dtype=dtype,
-            device=device,
-            offload=offload,
-            vae_tiling=vae_tiling,
-            turbo=turbo,
-            turbo_threshold=turbo_threshold,
-        )
+        self.options = load_options(model, pipeline, placement)
         self.fps, self.context_frames = fps, context_frames
         self.overrides: dict[str, Any] = {"canvases": canvases, "max_frames": max_frames, "steps": steps}
         self._pipe = pipeline if pipeline is None else adopt(pipeline, self.options, model)
@@ -143,18 +124,9 @@ class LTXBackend:
             out[i] = to_uint8(
                 pipe(
                     conditions=conditions or None,
-                    prompt=segment.prompt,
-                    negative_prompt=segment.negative_prompt,
-                    num_frames=segment.num_frames,
-                    height=segment.height,
-                    width=segment.width,
+                    **draw_args(segment, seed, progress),
                     frame_rate=self.fps,
-                    num_inference_steps=segment.num_inference_steps,
                     timesteps=timesteps,
-                    guidance_scale=segment.guidance_scale,
-                    generator=generator(seed),
-                    output_type="np",
-                    callback_on_step_end=progress,
                     **decode,
                 ).frames[0]
             )

@@ -64,7 +64,8 @@ def quiet_diffusers() -> None:
 
 @dataclass(frozen=True)
 class LoadOptions:
-    """Where a model's weights are and how to place them: the options every diffusers backend takes."""
+    """Where a model's weights are and how to place them: the options every diffusers backend takes
+    (as `**placement`, from its models-file entry), whatever the family."""
 
     weights: str
     revision: str | None = None
@@ -184,7 +185,8 @@ def adopt(pipe: Any, options: LoadOptions, model: str) -> Any:
         config = library("diffusers").FirstBlockCacheConfig(threshold=options.turbo_threshold)
         try:
             pipe.transformer.enable_cache(config)
-        except (ValueError, IndexError) as exc:  # a transformer with one block has nothing to skip
+        except (AttributeError, ValueError, IndexError) as exc:  # no transformer (a UNet), blocks
+            # diffusers' cache does not know, or one block only: nothing to skip
             raise ModelLoadError(
                 f"model {model!r}: turbo cannot be applied to its transformer ({_first_line(exc)}); "
                 'set turbo = "off"'
@@ -232,6 +234,25 @@ def generator(seed: int) -> Any:
     import torch
 
     return torch.Generator(device="cpu").manual_seed(seed)
+
+
+def draw_args(
+    segment: Segment, seed: int, progress: Progress, *, num_frames: int | None = None
+) -> dict[str, Any]:
+    """The arguments every video pipeline takes for one draw, in the vocabulary Kinema shares with
+    diffusers: the segment's prompt, sizes, steps and guidance, the seed's noise, numpy frames out."""
+    return {
+        "prompt": segment.prompt,
+        "negative_prompt": segment.negative_prompt,
+        "num_frames": segment.num_frames if num_frames is None else num_frames,
+        "height": segment.height,
+        "width": segment.width,
+        "num_inference_steps": segment.num_inference_steps,
+        "guidance_scale": segment.guidance_scale,
+        "generator": generator(seed),
+        "output_type": "np",
+        "callback_on_step_end": progress,
+    }
 
 
 def to_pil(frame: np.ndarray) -> Any:
@@ -292,23 +313,13 @@ def override(
     return Capabilities.model_validate(data)
 
 
-def load_options(
-    model: str,
-    weights: str | None,
-    pipeline: Any,
-    *,
-    revision: str | None,
-    dtype: str,
-    device: str,
-    offload: Offload,
-    vae_tiling: bool,
-    turbo: str = "off",
-    turbo_threshold: float = 0.05,
-) -> LoadOptions:
-    """Check that the extra is installed and weights are named (unless a built pipeline is given)."""
+def load_options(model: str, pipeline: Any, placement: Mapping[str, Any]) -> LoadOptions:
+    """A backend's placement options (the fields of `LoadOptions`) from its models-file entry.
+
+    Checks that the extra is installed and that weights are named (unless a built pipeline is given);
+    a key that is not a placement option is a TypeError, like any option a family does not take.
+    """
     require_diffusers(model)
-    if weights is None and pipeline is None:
+    if placement.get("weights") is None and pipeline is None:
         raise ModelLoadError(f"model {model!r} has no `weights`; set a folder or a hub id in the models file")
-    return LoadOptions(
-        str(weights), revision, dtype, device, offload, vae_tiling, turbo, float(turbo_threshold)
-    )
+    return LoadOptions(**{**placement, "weights": str(placement.get("weights"))})

@@ -19,10 +19,10 @@ import numpy as np
 
 from kinema.backends.base import Segment, StepCallback, StopCheck, check_given
 from kinema.backends.pipeline import (
-    Offload,
     Progress,
+    adopt,
     check_shape,
-    generator,
+    draw_args,
     keep_given,
     library,
     load_options,
@@ -83,12 +83,6 @@ class SkyReelsBackend:
         self,
         model: str = "skyreels",
         *,
-        weights: str | None = None,
-        revision: str | None = None,
-        dtype: str = "bfloat16",
-        device: str = "cuda",
-        offload: Offload = "none",
-        vae_tiling: bool = False,
         vae_dtype: str = "float32",
         overlap_history: int = 17,
         base_num_frames: int = 97,
@@ -97,18 +91,10 @@ class SkyReelsBackend:
         max_frames: int | None = None,
         steps: dict[str, int] | None = None,
         pipeline: Any = None,
+        **placement: Any,
     ) -> None:
         self.model = model
-        self.options = load_options(
-            model,
-            weights,
-            pipeline,
-            revision=revision,
-            dtype=dtype,
-            device=device,
-            offload=offload,
-            vae_tiling=vae_tiling,
-        )
+        self.options = load_options(model, pipeline, placement)
         if overlap_history % TEMPORAL_STRIDE != 1 or not overlap_history < base_num_frames:
             raise ModelLoadError(
                 f"model {model!r}: overlap_history must be 4k+1 and below base_num_frames "
@@ -123,7 +109,7 @@ class SkyReelsBackend:
         self.overrides: dict[str, Any] = {"canvases": canvases, "max_frames": max_frames, "steps": steps}
         self._pipes: dict[str, Any] = {}
         if pipeline is not None:
-            self._pipes[type(pipeline).__name__] = prepare(pipeline)
+            self._pipes[type(pipeline).__name__] = adopt(pipeline, self.options, model)
 
     @cached_property
     def large(self) -> bool:
@@ -184,20 +170,11 @@ class SkyReelsBackend:
             progress.call, progress.last = i * per_call, -1
             video = pipe(
                 **self._inputs(kind, frames, i),
-                prompt=segment.prompt,
-                negative_prompt=segment.negative_prompt,
-                num_frames=length,
-                height=segment.height,
-                width=segment.width,
-                num_inference_steps=segment.num_inference_steps,
-                guidance_scale=segment.guidance_scale,
-                generator=generator(seed),
-                output_type="np",
+                **draw_args(segment, seed, progress, num_frames=length),
                 overlap_history=overlap,
                 addnoise_condition=self.addnoise,
                 base_num_frames=base,
                 fps=24,
-                callback_on_step_end=progress,
             ).frames[0]
             # A continuation returns the given video first, then its own `length` frames.
             out[i, segment.num_frames - length :] = to_uint8(video[-length:])

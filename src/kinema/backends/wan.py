@@ -17,11 +17,10 @@ import numpy as np
 
 from kinema.backends.base import Segment, StepCallback, StopCheck, check_given
 from kinema.backends.pipeline import (
-    Offload,
     Progress,
     adopt,
     check_shape,
-    generator,
+    draw_args,
     keep_given,
     library,
     load_options,
@@ -90,33 +89,15 @@ class WanBackend:
         self,
         model: str = "wan",
         *,
-        weights: str | None = None,
-        revision: str | None = None,
-        dtype: str = "bfloat16",
-        device: str = "cuda",
-        offload: Offload = "none",
-        vae_tiling: bool = False,
-        turbo: str = "off",
-        turbo_threshold: float = 0.05,
         vae_dtype: str = "float32",
         canvases: dict[str, Any] | None = None,
         max_frames: int | None = None,
         steps: dict[str, int] | None = None,
         pipeline: Any = None,
+        **placement: Any,
     ) -> None:
         self.model = model
-        self.options = load_options(
-            model,
-            weights,
-            pipeline,
-            revision=revision,
-            dtype=dtype,
-            device=device,
-            offload=offload,
-            vae_tiling=vae_tiling,
-            turbo=turbo,
-            turbo_threshold=turbo_threshold,
-        )
+        self.options = load_options(model, pipeline, placement)
         self.vae_dtype = vae_dtype
         self.overrides: dict[str, Any] = {"canvases": canvases, "max_frames": max_frames, "steps": steps}
         self._pipe = pipeline if pipeline is None else adopt(pipeline, self.options, model)
@@ -186,16 +167,7 @@ class WanBackend:
             out[i] = to_uint8(
                 pipe(
                     **images,
-                    prompt=segment.prompt,
-                    negative_prompt=segment.negative_prompt,
-                    num_frames=segment.num_frames,
-                    height=segment.height,
-                    width=segment.width,
-                    num_inference_steps=segment.num_inference_steps,
-                    guidance_scale=segment.guidance_scale,
-                    generator=generator(seed),
-                    output_type="np",
-                    callback_on_step_end=progress,
+                    **draw_args(segment, seed, progress),
                 ).frames[0]
             )
         return keep_given(out, segment)
