@@ -19,6 +19,8 @@ from kinema.cli.main import app, clear_errors, console, fail
 from kinema.errors import InvalidRequest
 from kinema.settings import Settings
 
+KEEP_ALIVE_SECONDS = 75
+
 # A worker that stopped without removing itself (killed, its machine gone) stays in the catalog this long
 # after its last heartbeat: long enough to show as offline while someone looks into it.
 DEAD_WORKER_KEPT = timedelta(days=1)
@@ -72,6 +74,10 @@ def serve(
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         log_level="warning",
         timeout_graceful_shutdown=5,
+        # Idle keep-alive connections stay open 75 s (uvicorn's default is 5 s): longer than the 60 s of
+        # common proxies and client pools, so the client side closes first and never sends a request
+        # on a connection the server is closing (a ReadError seen in the 1,000-task load test).
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     console.print(
         f"Kinema API at {settings.resolved_public_url()} (OpenAPI: /docs), data in {settings.data_dir}, "
