@@ -4,7 +4,7 @@ A session is an opaque random token (`kss_…`) that the browser keeps in an Htt
 keeps only its SHA-256, so a copy of the database signs nobody in. A session ends when it expires, when
 it is signed out, when its account is disabled or when the account's password changes (every session
 of the account ends; the caller may keep the one it is using). `SignIns` holds the rules;
-`MemoryAccountStore` and `SqlAccountStore` supply five storage primitives.
+`MemoryAccountStore` and `SqlAccountStore` supply the storage primitives.
 """
 
 from __future__ import annotations
