@@ -1,9 +1,11 @@
-"""HunyuanVideo through diffusers' `HunyuanVideoPipeline`: text-to-video (and stills) up to 720p.
+"""HunyuanVideo through diffusers: text-to-video (`HunyuanVideoPipeline`) and image-to-video
+(`HunyuanVideoImageToVideoPipeline`, the HunyuanVideo-I2V checkpoints), up to 720p.
 
 HunyuanVideo is guidance-distilled: `guidance_scale` is an embedded guidance the transformer reads
 (6.0 by default), one forward per step; true classifier-free guidance with the negative prompt costs
-a second forward and is off unless `true_cfg_scale` > 1. Its text side is a Llama encoder (with a
-prompt template) plus CLIP. It takes no frames as input, so long videos are separate shots.
+a second forward and is off unless `true_cfg_scale` > 1. Its text side is a Llama encoder (LLaVA for
+image-to-video, which also sees the image) with a prompt template, plus CLIP. Text checkpoints take no
+frames, so long videos are separate shots; image checkpoints continue from the last frame.
 Frames are 4k+1 at 24 fps, sizes multiples of 16.
 """
 
@@ -21,11 +23,13 @@ from kinema.backends.pipeline import (
     adopt,
     check_shape,
     draw_args,
+    keep_given,
     library,
     load_options,
     load_pipeline,
     override,
     read_config,
+    to_pil,
     to_uint8,
 )
 from kinema.errors import InvalidRequest, ModelLoadError
@@ -37,10 +41,15 @@ PRO_CANVASES: dict[AspectRatio, tuple[int, int]] = {
     "9:16": (1280, 720),
     "1:1": (960, 960),
 }
+PIPELINES = ("HunyuanVideoPipeline", "HunyuanVideoImageToVideoPipeline")
 
 
 class HunyuanVideoBackend:
-    """A HunyuanVideo text-to-video checkpoint behind the backend protocol; loads on first use."""
+    """A HunyuanVideo (text) or HunyuanVideo-I2V (image) checkpoint behind the backend protocol.
+
+    `prompt_template` replaces the pipeline's Llama prompt template; leave it unset for the released
+    checkpoints (the tiny test models, whose tokenizer is not Llama's, need one of their own).
+    """
 
     def __init__(
         self,
@@ -48,6 +57,7 @@ class HunyuanVideoBackend:
         *,
         vae_dtype: str = "float16",
         true_cfg_scale: float = 1.0,
+        prompt_template: dict[str, Any] | None = None,
         canvases: dict[str, Any] | None = None,
         max_frames: int | None = None,
         steps: dict[str, int] | None = None,
@@ -59,28 +69,33 @@ class HunyuanVideoBackend:
         if true_cfg_scale < 1:
             raise ModelLoadError(f"model {model!r}: true_cfg_scale is 1 (off) or more")
         self.vae_dtype, self.true_cfg_scale = vae_dtype, float(true_cfg_scale)
+        self.template = {} if prompt_template is None else {"prompt_template": dict(prompt_template)}
         self.overrides: dict[str, Any] = {"canvases": canvases, "max_frames": max_frames, "steps": steps}
         self._pipe = pipeline if pipeline is None else adopt(pipeline, self.options, model)
 
     @cached_property
-    def pipeline_class(self) -> str:
-        """The diffusers pipeline the weights are for, read from model_index.json without loading."""
+    def transformer(self) -> dict[str, Any]:
+        """The transformer's config (which says how it takes an image); checks the weights' pipeline."""
         if self._pipe is not None:
-            return type(self._pipe).__name__
-        name = str(read_config(self.options, "model_index.json", self.model).get("_class_name"))
-        if name != "HunyuanVideoPipeline":
+            return {"_pipeline": type(self._pipe).__name__, **self._pipe.transformer.config}
+        name = read_config(self.options, "model_index.json", self.model).get("_class_name")
+        if name not in PIPELINES:
             raise ModelLoadError(
-                f"model {self.model!r}: the weights hold a {name} pipeline, not HunyuanVideo text-to-video "
-                "(e.g. hunyuanvideo-community/HunyuanVideo); use the family that matches it"
+                f"model {self.model!r}: the weights hold a {name} pipeline, not HunyuanVideo (e.g. "
+                "hunyuanvideo-community/HunyuanVideo or …/HunyuanVideo-I2V); use the family that matches it"
             )
-        return name
+        return {"_pipeline": name, **read_config(self.options, "transformer/config.json", self.model)}
+
+    @property
+    def image(self) -> bool:
+        return bool(self.transformer["_pipeline"] == PIPELINES[1])
 
     def capabilities(self) -> Capabilities:
-        self.pipeline_class  # noqa: B018  (refuse weights of another family before describing them)
+        embedded = bool(self.transformer.get("guidance_embeds", True))  # I2V-33ch has none: true CFG only
         caps = Capabilities(
             model=self.model,
             family="hunyuanvideo",
-            kinds=frozenset({"text2video", "text2image"}),
+            kinds=frozenset({"image2video", "extend"} if self.image else {"text2video", "text2image"}),
             canvases=CANVASES,
             pro_canvases=PRO_CANVASES,
             size_multiple=16,
@@ -88,11 +103,16 @@ class HunyuanVideoBackend:
             frame_multiple=4,
             frame_offset=1,
             max_frames=129,
-            context_frames=0,  # no image or video input: longer videos would be unrelated shots
+            # Image checkpoints continue from the last frame; text ones have no input for a next shot.
+            context_frames=1 if self.image else 0,
             steps={"std": 30, "pro": 50},
-            guidance=6.0,
+            guidance=6.0 if embedded else 1.0,
             guidance_range=(1.0, 10.0),
-            description="HunyuanVideo: text to 720p video at 24 fps (embedded guidance)",
+            description=(
+                "HunyuanVideo-I2V: a first frame to 720p video at 24 fps; extends from the last frame"
+                if self.image
+                else "HunyuanVideo: text to 720p video at 24 fps (embedded guidance)"
+            ),
         )
         return override(caps, **self.overrides)
 
@@ -100,25 +120,43 @@ class HunyuanVideoBackend:
     def generate(self, segment: Segment, *, on_step: StepCallback, should_stop: StopCheck) -> np.ndarray:
         check_given(segment)
         check_shape(segment, self.capabilities())
-        if segment.given:
-            raise InvalidRequest(f"{self.model} is a text-to-video checkpoint; it cannot start from frames")
+        first = self._first(segment)
         pipe = self._pipeline()
+        # "latent_concat" I2V (the 33-channel checkpoint) drops the image's latent frame and the 3
+        # frames after it from what it returns: ask for 4 more and put the image back in front.
+        dropped = (
+            4 if first is not None and self.transformer.get("image_condition_type") == "latent_concat" else 0
+        )
         progress = Progress(on_step, should_stop, steps=segment.num_inference_steps, calls=segment.n)
         progress.check()
         out = np.empty((segment.n, segment.num_frames, segment.height, segment.width, 3), np.uint8)
         for i, seed in enumerate(segment.seeds):  # one call per candidate: draw i == a single draw of seed i
             progress.call = i
-            out[i] = to_uint8(
-                pipe(
-                    **draw_args(segment, seed, progress),
-                    true_cfg_scale=self.true_cfg_scale,
-                ).frames[0]
-            )
-        return out
+            image = {} if first is None else {"image": to_pil(first[i])}
+            frames = pipe(
+                **image,
+                **draw_args(segment, seed, progress, num_frames=segment.num_frames + dropped),
+                **self.template,
+                true_cfg_scale=self.true_cfg_scale,
+            ).frames[0]
+            out[i, 1 if dropped else 0 :] = to_uint8(frames[: segment.num_frames - (1 if dropped else 0)])
+        return keep_given(out, segment)
+
+    def _first(self, segment: Segment) -> np.ndarray | None:
+        """The first frame an image checkpoint starts from; text checkpoints take none."""
+        if not self.image:
+            if segment.given:
+                raise InvalidRequest(
+                    f"{self.model} is a text-to-video checkpoint; it cannot start from frames"
+                )
+            return None
+        if set(segment.given) != {0}:
+            raise InvalidRequest(f"{self.model} is an image-to-video checkpoint; send exactly a first frame")
+        return segment.given[0]
 
     def _pipeline(self) -> Any:
         if self._pipe is None:
-            cls = library("diffusers").HunyuanVideoPipeline
+            cls = getattr(library("diffusers"), self.transformer["_pipeline"])
             self._pipe = load_pipeline(cls, self.options, self.model, dtypes={"vae": self.vae_dtype})
         return self._pipe
 
@@ -126,10 +164,9 @@ class HunyuanVideoBackend:
     @classmethod
     def make_tiny(cls, out_dir: Path, *, variant: str | None = None) -> dict[str, Any]:
         """Write a tiny random HunyuanVideo folder; return the models-file options that serve it on a CPU."""
-        if variant is not None:
-            raise InvalidRequest("HunyuanVideo has one tiny variant (text-to-video); leave --variant unset")
-        tiny_pipeline().save_pretrained(out_dir)
-        return {
+        variant = variant or "t2v"
+        tiny_pipeline(variant).save_pretrained(out_dir)
+        options: dict[str, Any] = {
             "dtype": "float32",
             "device": "cpu",
             "vae_dtype": "float32",
@@ -137,32 +174,72 @@ class HunyuanVideoBackend:
             "max_frames": 17,
             "steps": {"std": 2, "pro": 4},
         }
+        return options if variant == "t2v" else {**options, "prompt_template": TINY_I2V_TEMPLATE}
 
 
-def tiny_pipeline() -> Any:
-    """A random HunyuanVideo pipeline, small enough for a CPU test (seeded). The Llama and CLIP text
-    encoders are built here too (research notes §4), reading the same word-level tokenizer."""
+def tiny_pipeline(variant: str = "t2v") -> Any:
+    """A random HunyuanVideo pipeline, small enough for a CPU test (seeded): `t2v`, `i2v` (token
+    replace, embedded guidance, like HunyuanVideo-I2V) or `i2v-33ch` (latent concat, like …-I2V-33ch).
+    The Llama (LLaVA for images) and CLIP text encoders are built here too (research notes §4)."""
     import torch
 
     from kinema.backends import tiny
 
+    if variant not in TINY_VARIANTS:
+        raise InvalidRequest(
+            f"unknown HunyuanVideo variant {variant!r}; pick one of {', '.join(TINY_VARIANTS)}"
+        )
     diffusers, transformers = library("diffusers"), library("transformers")
     torch.manual_seed(0)
     tok = tiny.tokenizer()
     ids = {"vocab_size": len(tok), "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 1}
-    llama = transformers.LlamaConfig(**TINY_TEXT, num_key_value_heads=4, **ids)
     clip = transformers.CLIPTextConfig(**{**TINY_TEXT, "hidden_size": 8}, projection_dim=32, **ids)
-    return diffusers.HunyuanVideoPipeline(
-        tokenizer=tok,
-        text_encoder=transformers.LlamaModel(llama).eval(),
-        tokenizer_2=tiny.tokenizer(),
-        text_encoder_2=transformers.CLIPTextModel(clip).eval(),
-        transformer=diffusers.HunyuanVideoTransformer3DModel(**TINY_TRANSFORMER),
-        vae=diffusers.AutoencoderKLHunyuanVideo(**TINY_VAE),
-        scheduler=diffusers.FlowMatchEulerDiscreteScheduler(shift=7.0),
+    parts: dict[str, Any] = {
+        "tokenizer": tok,
+        "tokenizer_2": tiny.tokenizer(),
+        "text_encoder_2": transformers.CLIPTextModel(clip).eval(),
+        "vae": diffusers.AutoencoderKLHunyuanVideo(**TINY_VAE),
+        "scheduler": diffusers.FlowMatchEulerDiscreteScheduler(shift=7.0),
+    }
+    if variant == "t2v":
+        llama = transformers.LlamaConfig(**TINY_TEXT, num_key_value_heads=4, **ids)
+        transformer = diffusers.HunyuanVideoTransformer3DModel(**TINY_TRANSFORMER)
+        return diffusers.HunyuanVideoPipeline(
+            **parts, text_encoder=transformers.LlamaModel(llama).eval(), transformer=transformer
+        )
+    # LLaVA reads the image too; its image token is one id past the tokenizer's words (never typed).
+    llama = transformers.LlamaConfig(
+        **TINY_TEXT, num_key_value_heads=4, **{**ids, "vocab_size": len(tok) + 1}
+    )
+    vision = transformers.CLIPVisionConfig(
+        **{**TINY_TEXT, "hidden_size": 8}, projection_dim=32, image_size=224
+    )
+    llava = transformers.LlavaConfig(
+        vision_config=vision, text_config=llama, pad_token_id=0, image_token_index=len(tok)
+    )
+    concat = variant == "i2v-33ch"
+    transformer = diffusers.HunyuanVideoTransformer3DModel(
+        **{**TINY_TRANSFORMER, "in_channels": 2 * 4 + 1 if concat else 4, "guidance_embeds": not concat},
+        image_condition_type="latent_concat" if concat else "token_replace",
+    )
+    processor = getattr(transformers, "CLIPImageProcessorPil", transformers.CLIPImageProcessor)
+    return diffusers.HunyuanVideoImageToVideoPipeline(
+        **parts,
+        text_encoder=transformers.LlavaForConditionalGeneration(llava).eval(),
+        transformer=transformer,
+        image_processor=processor(crop_size=224, size=224),
     )
 
 
+TINY_VARIANTS = ("t2v", "i2v", "i2v-33ch")
+# 224-pixel images in 32-pixel patches: 49 image tokens, written over positions 5..53 of the prompt.
+TINY_I2V_TEMPLATE: dict[str, Any] = {
+    "template": "{}",
+    "crop_start": 0,
+    "image_emb_len": 49,
+    "image_emb_start": 5,
+    "image_emb_end": 54,
+}
 TINY_TEXT: dict[str, Any] = dict(
     hidden_size=16, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, hidden_act="gelu"
 )

@@ -65,7 +65,10 @@ def make_tiny(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the tiny model to.")],
     model_id: Annotated[str | None, typer.Option("--id", help="Model id (default tiny-FAMILY).")] = None,
     variant: Annotated[
-        str | None, typer.Option(help="wan: ti2v (default), t2v, i2v, flf2v; cogvideox: t2v, i2v.")
+        str | None,
+        typer.Option(
+            help="wan: ti2v (default), t2v, i2v, flf2v; cogvideox: t2v, i2v; hunyuanvideo: t2v, i2v, i2v-33ch"
+        ),
     ] = None,
     models_file: Annotated[
         Path | None, typer.Option(help="Models file to add it to (default: models.toml beside OUT_DIR).")
