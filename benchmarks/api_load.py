@@ -244,13 +244,15 @@ class Serving:
 
 
 @contextmanager
-def kinema_server(database_url: str | None, auth: str) -> Iterator[Serving]:
-    """`kinema serve --workers 0` on a fresh data dir (and database), the fake model published."""
+def kinema_server(database_url: str | None, auth: str, processes: int = 1) -> Iterator[Serving]:
+    """`kinema serve --workers 0 --api-processes N` on a fresh data dir (and database), the fake model
+    published."""
     with tempfile.TemporaryDirectory(prefix="kinema-bench-") as tmp:
         data, log_path, port = Path(tmp) / "data", Path(tmp) / "serve.log", free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("KINEMA_")}
         args = [str(KINEMA), "serve", "--port", str(port), "--data-dir", str(data), "--workers", "0"]
         args += ["--database-url", database_url] if database_url else []
+        args += ["--api-processes", str(processes)]
         with log_path.open("w") as log:
             process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
         try:
@@ -368,6 +370,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument(
         "--database-url", default=os.environ.get("KINEMA_TEST_POSTGRES_URL"), help="a Postgres server"
     )
+    parser.add_argument("--api-processes", type=int, default=1, help="HTTP processes of the server")
     args = parser.parse_args(argv)
 
     def load(url: str, token: str, path: str = "") -> Load:
@@ -379,19 +382,23 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     print(
         f"# python -m benchmarks api --requests {args.requests} --warmup {args.warmup} "
         f"--clients {args.clients} --connections {args.connections} --polls {args.polls} "
-        f"--client {args.client} --auth {args.auth}" + (" --database-url URL" if args.database_url else "")
+        f"--client {args.client} --auth {args.auth} --api-processes {args.api_processes}"
+        + (" --database-url URL" if args.database_url else "")
     )
     results: dict[str, dict[str, float]] = {}
     with stub_server() as url:
         results["stub"] = run_load(load(url, "-", "/"))
     print(line("client ceiling (stub server answering a fixed response)", results["stub"], goal=False))
-    with kinema_server(None, args.auth) as served:
+    with kinema_server(None, args.auth, args.api_processes) as served:
         results["healthz"] = run_load(load(served.url, served.token, "/healthz"))
         print(line("framework floor (GET /healthz, no auth, no database)", results["healthz"], goal=False))
         results["sqlite"] = run_load(load(served.url, served.token))
     print(line("SQLite create-and-poll", results["sqlite"]))
     if args.database_url:
-        with fresh_schema(args.database_url) as url, kinema_server(url, args.auth) as served:
+        with (
+            fresh_schema(args.database_url) as url,
+            kinema_server(url, args.auth, args.api_processes) as served,
+        ):
             results["postgres"] = run_load(load(served.url, served.token))
         print(line("Postgres create-and-poll", results["postgres"]))
     else:

@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     public_url: str | None = None  # how clients reach the server (links in results); None: from host/port
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    api_processes: int = 1  # HTTP processes of `kinema serve` sharing the port (SO_REUSEPORT)
     workers: int = 1  # in-process workers of `kinema serve` (0: only separate `kinema worker` processes)
     lease_seconds: float = 30.0
     retention_days: float = 30.0

@@ -367,3 +367,65 @@ def test_serve_refuses_half_a_tls_configuration(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60, env=env_for(),
     )  # fmt: skip
     assert result.returncode == 2 and "--tls-cert and --tls-key go together" in result.stderr
+
+
+def listeners(port: int) -> set[int]:
+    """Pids of the processes listening on 127.0.0.1:port (from /proc, Linux)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # 0A: LISTEN
+            inodes.add(fields[9])
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            links = {os.readlink(fd) for fd in (entry / "fd").iterdir()}
+        except OSError:
+            continue
+        if any(f"socket:[{inode}]" in links for inode in inodes):
+            pids.add(int(entry.name))
+    return pids
+
+
+@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="SO_REUSEPORT is Linux/BSD")
+def test_several_http_processes_share_the_port_and_die_with_the_main_one(tmp_path: Path) -> None:
+    port, log = free_port(), tmp_path / "serve.log"
+    args = ["serve", "--port", str(port), "--data-dir", str(tmp_path / "data"), "--workers", "0"]
+    process = start([*args, "--api-processes", "2"], log, env_for())
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, process, log, workers=0)
+        deadline = time.monotonic() + 60
+        while len(pids := listeners(port)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(pids) == 2 and process.pid in pids, (pids, log.read_text()[-2000:])
+        access, secret = keys_from(log)
+        now = int(time.time())
+        token = jwt.encode({"iss": access, "exp": now + 600, "nbf": now - 5}, secret, algorithm="HS256")
+        answers = [
+            httpx.get(url + "/api/v1/tasks", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            for _ in range(20)  # a new connection each: the kernel spreads them over both processes
+        ]
+        assert {a.status_code for a in answers} == {200}
+        assert log.read_text().count("First start") == 1  # the extra process did no first-start setup
+        (child,) = pids - {process.pid}
+        process.kill()  # kill -9 of the main process: the extra one notices and stops
+        process.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text()
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def test_api_processes_out_of_range_is_one_sentence(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(KINEMA), "serve", "--api-processes", "0", "--data-dir", str(tmp_path / "d")],
+        capture_output=True, text=True, timeout=120, env=env_for(),
+    )  # fmt: skip
+    assert result.returncode == 2 and "--api-processes must be between 1 and 64" in result.stderr

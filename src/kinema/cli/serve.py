@@ -1,8 +1,9 @@
 """`kinema serve`: the HTTP API (and, by default, worker threads) in one process.
 
 Every option is also a `KINEMA_…` environment variable (KINEMA_HOST, KINEMA_PORT, KINEMA_TLS_CERT,
-KINEMA_TLS_KEY, KINEMA_DATA_DIR, KINEMA_DATABASE_URL, KINEMA_WORKERS); the command line wins. With
-`--workers 0` the process serves HTTP only and never imports torch: run `kinema worker` beside it.
+KINEMA_TLS_KEY, KINEMA_DATA_DIR, KINEMA_DATABASE_URL, KINEMA_WORKERS, KINEMA_API_PROCESSES); the command
+line wins. With `--workers 0` the process serves HTTP only and never imports torch: run `kinema worker`
+beside it. `--api-processes N` adds HTTP processes on the same port (kinema.cli.processes).
 """
 
 from __future__ import annotations
@@ -48,14 +49,25 @@ def serve(
     public_url: Annotated[
         str | None, typer.Option(help="How clients reach this server, for result links.")
     ] = None,
+    api_processes: Annotated[
+        int | None,
+        typer.Option(
+            help="HTTP processes sharing the port, one core each (Linux) [KINEMA_API_PROCESSES, 1]."
+        ),
+    ] = None,
+    reuse_port: Annotated[bool, typer.Option("--reuse-port", hidden=True)] = False,
 ) -> None:
     """Serve the task API (Kling-compatible /v1 and Kinema's /api/v1) with in-process workers."""
     import uvicorn
 
+    from kinema.cli import processes
+
     settings = _settings(
         host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, data_dir=data_dir,
-        database_url=database_url, workers=workers, public_url=public_url,
+        database_url=database_url, workers=workers, public_url=public_url, api_processes=api_processes,
     )  # fmt: skip
+    if not 1 <= settings.api_processes <= 64:
+        raise fail("--api-processes must be between 1 and 64 (one per core is plenty)")
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise fail("--tls-cert and --tls-key go together; give both for https, or neither")
     for path in (settings.tls_cert, settings.tls_key):
@@ -79,15 +91,26 @@ def serve(
         # on a connection the server is closing (a ReadError seen in the 1,000-task load test).
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
-    console.print(
-        f"Kinema API at {settings.resolved_public_url()} (OpenAPI: /docs), data in {settings.data_dir}, "
-        f"{settings.workers} in-process worker(s)",
-        highlight=False,
-    )
+    sockets, children = None, []
+    with clear_errors():
+        if reuse_port or settings.api_processes > 1:
+            sockets = [processes.reuse_port_socket(settings.host, settings.port)]
+    if reuse_port:  # one of the main process's extra HTTP processes
+        processes.watch_parent()
+        server.upkeep_enabled = False
+    else:
+        console.print(
+            f"Kinema API at {settings.resolved_public_url()} (OpenAPI: /docs), data in "
+            f"{settings.data_dir}, {settings.workers} in-process worker(s), "
+            f"{settings.api_processes} HTTP process(es)",
+            highlight=False,
+        )
+        children = processes.start_children(settings, settings.api_processes - 1)
     try:
         server.start()
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=sockets)
     finally:
+        processes.stop_children(children)
         server.stop()
 
 
@@ -99,6 +122,7 @@ class Server:
     ) -> None:
         self.app, self.services, self.pool, self.sender = app, services, pool, sender
         self.upkeep_seconds = upkeep_seconds
+        self.upkeep_enabled = True  # off in the extra HTTP processes: the main process keeps house
         self._stop = threading.Event()
         self._upkeep = threading.Thread(target=self._upkeep_loop, name="upkeep", daemon=True)
 
@@ -106,7 +130,8 @@ class Server:
         self.sender.start()
         if self.pool is not None:
             self.pool.start()
-        self._upkeep.start()
+        if self.upkeep_enabled:
+            self._upkeep.start()
 
     def _upkeep_loop(self) -> None:
         while not self._stop.is_set():
