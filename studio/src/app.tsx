@@ -1,8 +1,9 @@
 // The shell: header with navigation and language, the current screen, toasts. Signing in starts
 // the live task sync; signing out stops it and forgets what this tab knew.
 import { useEffect, useRef } from "preact/hooks";
+import { LanguageSelect } from "./components/LanguageSelect";
 import { authProblem, credentials, restoring } from "./auth/session";
-import { LOCALES, locale, say, setLocale, t, type Key, type Locale } from "./i18n";
+import { locale, say, t, type Key } from "./i18n";
 import { percent } from "./lib/format";
 import { href, route, type Route } from "./router";
 import { Account } from "./screens/Account";
@@ -57,17 +58,7 @@ function Header() {
       </nav>
       <label class="language">
         <span class="sr-only">{t("app.language")}</span>
-        <select
-          id="language"
-          value={locale.value}
-          onChange={(e) => setLocale(e.currentTarget.value as Locale)}
-        >
-          {LOCALES.map((l) => (
-            <option key={l.id} value={l.id}>
-              {l.label}
-            </option>
-          ))}
-        </select>
+        <LanguageSelect id="language" />
       </label>
     </header>
   );

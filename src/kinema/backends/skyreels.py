@@ -33,6 +33,7 @@ from kinema.backends.pipeline import (
     to_pil,
     to_uint8,
 )
+from kinema.backends.wan import CANVASES_720P  # the same Wan2.1 architecture, the same 720p shapes
 from kinema.errors import InvalidRequest, ModelLoadError
 from kinema.spec import AspectRatio, Capabilities
 
@@ -40,11 +41,6 @@ CANVASES_540P: dict[AspectRatio, tuple[int, int]] = {
     "16:9": (544, 960),
     "9:16": (960, 544),
     "1:1": (720, 720),
-}
-CANVASES_720P: dict[AspectRatio, tuple[int, int]] = {
-    "16:9": (720, 1280),
-    "9:16": (1280, 720),
-    "1:1": (960, 960),
 }
 DF = "SkyReelsV2DiffusionForcing"
 PIPELINES = (f"{DF}Pipeline", f"{DF}ImageToVideoPipeline", f"{DF}VideoToVideoPipeline")

@@ -6,7 +6,8 @@ import { kinema } from "../api/client";
 import { credentials, restoring, type Credentials } from "../auth/session";
 import { signOut } from "../auth/signin";
 import { problemOf, useRemote } from "../components/Remote";
-import { LOCALES, locale, say, setLocale, t, type Locale, type Message } from "../i18n";
+import { LanguageSelect } from "../components/LanguageSelect";
+import { say, t, type Message } from "../i18n";
 import { Keys } from "./account/Keys";
 import { Ledger } from "./account/Ledger";
 import { Password } from "./account/Password";
@@ -56,17 +57,7 @@ function Language() {
       <label class="label" for="account-language">
         {t("account.language")}
       </label>
-      <select
-        id="account-language"
-        value={locale.value}
-        onChange={(e) => setLocale(e.currentTarget.value as Locale)}
-      >
-        {LOCALES.map((l) => (
-          <option key={l.id} value={l.id}>
-            {l.label}
-          </option>
-        ))}
-      </select>
+      <LanguageSelect id="account-language" />
     </div>
   );
 }
