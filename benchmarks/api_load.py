@@ -126,7 +126,8 @@ async def drive(call: Call, load: Load, budget: list[int], seen: dict[str, list[
 
 async def phases(load: Load, barrier: Any) -> dict[str, Any]:
     connect = raw_connection if load.client == "raw" else httpx_connection
-    opened = [await connect(load.url, load.token) for _ in range(load.connections)]
+    tokens = load.token.split()  # one per account: connection i speaks for account i mod K
+    opened = [await connect(load.url, tokens[i % len(tokens)]) for i in range(load.connections)]
     calls = [call for call, _ in opened]
     try:
         warm: dict[str, list[float]] = {}
@@ -244,7 +245,9 @@ class Serving:
 
 
 @contextmanager
-def kinema_server(database_url: str | None, auth: str, processes: int = 1) -> Iterator[Serving]:
+def kinema_server(
+    database_url: str | None, auth: str, processes: int = 1, accounts: int = 1
+) -> Iterator[Serving]:
     """`kinema serve --workers 0 --api-processes N` on a fresh data dir (and database), the fake model
     published."""
     with tempfile.TemporaryDirectory(prefix="kinema-bench-") as tmp:
@@ -260,7 +263,7 @@ def kinema_server(database_url: str | None, auth: str, processes: int = 1) -> It
             wait_ready(url, process, log_path)
             db = database_url or f"sqlite:///{data / 'kinema.db'}"
             publish_fake_model(db)
-            yield Serving(url, credential(db, log_path.read_text(), auth))
+            yield Serving(url, credential(db, log_path.read_text(), auth, accounts))
         finally:
             process.terminate()
             try:
@@ -298,12 +301,15 @@ def publish_fake_model(database_url: str) -> None:
         store.close()
 
 
-def credential(database_url: str, log: str, auth: str) -> str:
-    """One JWT signed with the admin pair printed at first start, or a fresh static API key."""
+def credential(database_url: str, log: str, auth: str, members: int = 1) -> str:
+    """One JWT signed with the admin pair printed at first start, or a fresh static API key; with
+    `members` K > 1, K member accounts on the unlimited plan and a credential each, space-separated."""
     import jwt
 
     from kinema.accounts import open_accounts
 
+    if members > 1:
+        return " ".join(member_credentials(database_url, auth, members))
     if auth == "jwt":
         access = log.split("access key", 1)[1].split()[0]
         secret = log.split("secret key", 1)[1].split()[0]
@@ -316,6 +322,30 @@ def credential(database_url: str, log: str, auth: str) -> str:
         return accounts.create_api_key(admin.account_id).api_key
     finally:
         accounts.close()
+
+
+def member_credentials(database_url: str, auth: str, count: int) -> list[str]:
+    """`count` member accounts (plan unlimited: no credits or rate limit in the way, but every create
+    still locks its own account's row for the charge) and a JWT or static key for each."""
+    import jwt
+
+    from kinema.accounts import open_accounts
+
+    store = open_accounts(database_url)
+    try:
+        found = []
+        for i in range(count):
+            account = store.create_account(f"bench-{i}", plan="unlimited")
+            if auth == "static":
+                found.append(store.create_api_key(account.account_id).api_key)
+                continue
+            pair = store.create_key_pair(account.account_id)
+            now = int(time.time())
+            claims = {"iss": pair.access_key, "exp": now + 1800, "nbf": now - 5}
+            found.append(jwt.encode(claims, pair.secret_key, algorithm="HS256"))
+        return found
+    finally:
+        store.close()
 
 
 @contextmanager
@@ -371,6 +401,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         "--database-url", default=os.environ.get("KINEMA_TEST_POSTGRES_URL"), help="a Postgres server"
     )
     parser.add_argument("--api-processes", type=int, default=1, help="HTTP processes of the server")
+    parser.add_argument(
+        "--accounts", type=int, default=1, help="accounts the connections speak for (1: the admin's)"
+    )
     args = parser.parse_args(argv)
 
     def load(url: str, token: str, path: str = "") -> Load:
@@ -382,14 +415,14 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     print(
         f"# python -m benchmarks api --requests {args.requests} --warmup {args.warmup} "
         f"--clients {args.clients} --connections {args.connections} --polls {args.polls} "
-        f"--client {args.client} --auth {args.auth} --api-processes {args.api_processes}"
-        + (" --database-url URL" if args.database_url else "")
+        f"--client {args.client} --auth {args.auth} --api-processes {args.api_processes} "
+        f"--accounts {args.accounts}" + (" --database-url URL" if args.database_url else "")
     )
     results: dict[str, dict[str, float]] = {}
     with stub_server() as url:
         results["stub"] = run_load(load(url, "-", "/"))
     print(line("client ceiling (stub server answering a fixed response)", results["stub"], goal=False))
-    with kinema_server(None, args.auth, args.api_processes) as served:
+    with kinema_server(None, args.auth, args.api_processes, args.accounts) as served:
         results["healthz"] = run_load(load(served.url, served.token, "/healthz"))
         print(line("framework floor (GET /healthz, no auth, no database)", results["healthz"], goal=False))
         results["sqlite"] = run_load(load(served.url, served.token))
@@ -397,7 +430,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     if args.database_url:
         with (
             fresh_schema(args.database_url) as url,
-            kinema_server(url, args.auth, args.api_processes) as served,
+            kinema_server(url, args.auth, args.api_processes, args.accounts) as served,
         ):
             results["postgres"] = run_load(load(served.url, served.token))
         print(line("Postgres create-and-poll", results["postgres"]))
