@@ -256,3 +256,11 @@ def test_a_fresh_app_without_accounts_refuses_sign_in_cleanly(tmp_path: Path) ->
     for plain in make_api(tmp_path):
         response = plain.client.post(SESSION, json={"name": "alice", "password": GOOD})
         assert response.status_code == 404 and response.json()["code"] == 1202
+
+
+def test_a_non_ascii_csrf_header_is_refused_not_a_500(api: Api) -> None:
+    sign_in(api.client)
+    for method in ("DELETE", "POST"):
+        path = SESSION if method == "DELETE" else TASKS
+        response = api.client.request(method, path, json={}, headers={"X-CSRF-Token": "é".encode()})
+        assert response.status_code == 403 and response.json()["code"] == 1103, (method, response.text)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from kinema.accounts import passwords
-from kinema.accounts.store import Account
+from kinema.accounts.store import Account, missing_account
 from kinema.errors import InvalidRequest, KinemaError
 
 TOKEN_PREFIX = "kss_"
@@ -108,8 +108,6 @@ class SignIns:
         session of the account ends. `AccountNotFound` if there is no such account."""
         account = self.get_account(account_id)
         if account is None:
-            from kinema.accounts.store import missing_account
-
             raise missing_account(account_id)
         encoded = None
         if password is not None:

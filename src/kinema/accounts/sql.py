@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -290,8 +290,6 @@ class SqlAccountStore(books.Bookkeeping, SignIns):
 
     def sweep_sessions(self) -> int:
         """Delete sessions that expired or were signed out more than a day ago; how many."""
-        from sqlalchemy import delete, or_
-
         cutoff = self._now() - _DAY
         query = delete(WebSessionRow).where(
             or_(WebSessionRow.expires_at < cutoff, WebSessionRow.revoked_at < cutoff)

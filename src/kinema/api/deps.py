@@ -43,6 +43,13 @@ def csrf_token(ctx: ApiContext, session_token: str) -> str:
     return mac.hexdigest()
 
 
+def check_csrf(request: Request, ctx: ApiContext, session_token: str) -> None:
+    """403 / 1103 unless the request's `X-CSRF-Token` is the session's CSRF token."""
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not hmac.compare_digest(sent.encode(), csrf_token(ctx, session_token).encode()):
+        raise ApiError(1103, "missing or wrong X-CSRF-Token header; send the csrf_token the sign-in returned")
+
+
 async def caller(request: Request) -> Caller:
     """The account behind the `Authorization` header or the session cookie; 401 with codes 1000–1004."""
     ctx = context_of(request)
@@ -60,9 +67,5 @@ async def caller(request: Request) -> Caller:
             clear_cookie=SESSION_COOKIE,
         )
     if request.method not in SAFE_METHODS:
-        sent = request.headers.get(CSRF_HEADER, "")
-        if not hmac.compare_digest(sent.encode(), csrf_token(ctx, token).encode()):
-            raise ApiError(
-                1103, "missing or wrong X-CSRF-Token header; send the csrf_token the sign-in returned"
-            )
+        check_csrf(request, ctx, token)
     return Caller(account_id=session.account_id, access_key=None, session_id=session.session_id)

@@ -11,20 +11,19 @@ once, since each holds 128 MiB.
 
 from __future__ import annotations
 
-import hmac
 import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ConfigDict, Field
 
-from kinema.accounts import AccountDisabled
+from kinema.accounts import Account, AccountDisabled
 from kinema.accounts.sessions import MAX_USER_AGENT, WebSession, WrongPassword
 from kinema.api.account import accounts_of
 from kinema.api.auth import Caller
 from kinema.api.bodies import Body
 from kinema.api.context import ApiContext
-from kinema.api.deps import SESSION_COOKIE, caller, context, csrf_token
+from kinema.api.deps import SESSION_COOKIE, caller, check_csrf, context, csrf_token
 from kinema.api.errors import ApiError, envelope
 from kinema.api.views import ms
 
@@ -61,6 +60,10 @@ def session_view(ctx: ApiContext, session: WebSession, token: str | None) -> dic
     if token is not None:
         view["csrf_token"] = csrf_token(ctx, token)
     return view
+
+
+def who_view(account: Account) -> dict[str, Any]:
+    return {"account_id": account.account_id, "name": account.name, "role": account.role}
 
 
 def _secure(request: Request) -> bool:
@@ -107,11 +110,7 @@ def sign_in(body: SignIn, request: Request, response: Response, ctx: Ctx) -> dic
     throttle.succeeded(body.name, address)
     set_cookie(response, request, opened.token, opened.session, body.remember)
     view = session_view(ctx, opened.session, opened.token)
-    view["account"] = {
-        "account_id": opened.account.account_id,
-        "name": opened.account.name,
-        "role": opened.account.role,
-    }
+    view["account"] = who_view(opened.account)
     return envelope(view)
 
 
@@ -124,9 +123,7 @@ def current_session(request: Request, ctx: Ctx, who: Who) -> dict[str, Any]:
         raise ApiError(1001, "not signed in with a session cookie; POST /api/v1/session to sign in")
     account = accounts_of(ctx).get_account(session.account_id)
     view = session_view(ctx, session, token)
-    view["account"] = (
-        {"account_id": account.account_id, "name": account.name, "role": account.role} if account else None
-    )
+    view["account"] = who_view(account) if account else None
     return envelope(view)
 
 
@@ -136,10 +133,8 @@ def sign_out(request: Request, response: Response, ctx: Ctx) -> dict[str, Any]:
     token = request.cookies.get(SESSION_COOKIE)
     accounts = accounts_of(ctx)
     session = accounts.session(token) if token else None
-    if session is not None:
-        # A cross-site page cannot sign anybody out either: the same CSRF rule as every other change.
-        if not hmac.compare_digest(request.headers.get("x-csrf-token", ""), csrf_token(ctx, token or "")):
-            raise ApiError(1103, "missing or wrong X-CSRF-Token header; send the token from sign-in")
+    if session is not None and token is not None:
+        check_csrf(request, ctx, token)  # a cross-site page cannot sign anybody out either
         accounts.sign_out(session.account_id, session.session_id)
     clear_cookie(response, request)
     return envelope({"signed_out": session is not None})
