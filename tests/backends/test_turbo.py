@@ -1,4 +1,4 @@
-"""`turbo`: diffusers' First Block Cache on the transformer, off by default, as a models-file option."""
+"""`turbo`: diffusers' First Block Cache, MagCache and TaylorSeer on the transformer, off by default."""
 
 from pathlib import Path
 from typing import Any
@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("diffusers", reason="needs the diffusers extra: pip install 'kinema[diffusers]'")
 
 from diffusers_support import engine_for, never, no_progress, tiny_options
+from test_cfg_batch import two_experts
 
 from kinema.backends.base import Segment
 from kinema.backends.pipeline import generator, to_uint8
@@ -100,13 +101,69 @@ def test_turbo_runs_through_the_engine(tmp_path: Path) -> None:
     assert 0 < evaluations[0] < STEPS * 2 * len(pipe.transformer.blocks)
 
 
+@pytest.mark.parametrize(
+    ("turbo", "knobs"),
+    [
+        ("magcache", {"turbo_ratios": [1.0, 1.0, 0.99, 0.98]}),  # 4 ratios stretched over the 8 steps
+        ("taylorseer", {"turbo_interval": 2, "turbo_warmup": 2}),
+    ],
+)
+def test_magcache_and_taylorseer_skip_blocks_through_the_engine(
+    turbo: str, knobs: dict[str, Any], tmp_path: Path
+) -> None:
+    reference, _ = counted_pipeline()
+    expected = stock(reference)
+    pipe, evaluations = counted_pipeline()
+    options: dict[str, Any] = {**tiny_options(16, max_frames=17), "turbo": turbo, **knobs}
+    options["steps"] = {"std": STEPS, "pro": STEPS}
+    backend = WanBackend("w", pipeline=pipe, **options)
+    result = engine_for(backend).run(TextToVideo(model="w", prompt="a cat", duration=0.5, seed=1), tmp_path)
+    assert result.candidates[0].num_frames == 9
+    full = STEPS * 2 * len(pipe.transformer.blocks)
+    assert 0 < evaluations[0] < full
+    evaluations[0] = 0
+    frames = backend.generate(SEGMENT, on_step=no_progress, should_stop=never)
+    assert 0 < evaluations[0] < full and not np.array_equal(frames[0], expected)
+    np.testing.assert_array_equal(backend.generate(SEGMENT, on_step=no_progress, should_stop=never), frames)
+
+
+def test_magcache_calibration_runs_every_block_and_prints_the_ratios(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pipe, evaluations = counted_pipeline()
+    options = {"turbo": "magcache", "turbo_ratios": "calibrate"}
+    wan = WanBackend("w", pipeline=pipe, device="cpu", dtype="float32", **options)
+    wan.generate(SEGMENT, on_step=no_progress, should_stop=never)
+    assert evaluations[0] == STEPS * 2 * len(pipe.transformer.blocks)
+    assert "Copy these values to MagCacheConfig(mag_ratios=...)" in capsys.readouterr().out
+
+
 def test_turbo_is_refused_where_diffusers_cannot_cache_the_blocks() -> None:
     with pytest.raises(ModelLoadError, match=r'turbo cannot be applied .* set turbo = "off"'):
         SkyReelsBackend("s", pipeline=tiny_skyreels(), device="cpu", turbo="first-block")
 
 
+def test_new_turbos_are_refused_where_they_cannot_follow_the_steps() -> None:
+    with pytest.raises(ModelLoadError, match=r"cannot follow Wan 2.2's switch between experts"):
+        WanBackend("w", pipeline=two_experts(), device="cpu", turbo="magcache", turbo_ratios=[1.0, 1.0])
+    with pytest.raises(ModelLoadError, match=r"sliding windows restart the denoising steps"):
+        SkyReelsBackend("s", pipeline=tiny_skyreels(), device="cpu", turbo="taylorseer")
+
+
 def test_unknown_turbo_is_refused_with_the_choices() -> None:
-    with pytest.raises(ModelLoadError, match="turbo must be one of off, first-block"):
+    with pytest.raises(ModelLoadError, match="turbo must be one of off, first-block, magcache, taylorseer"):
         WanBackend("w", pipeline=tiny_pipeline("t2v"), device="cpu", turbo="warp")
     with pytest.raises(ModelLoadError, match="turbo_threshold must be between 0 and 1"):
         WanBackend("w", pipeline=tiny_pipeline("t2v"), device="cpu", turbo="first-block", turbo_threshold=2)
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"turbo": "magcache"}, 'turbo = "magcache" goes with turbo_ratios'),
+        ({"turbo": "first-block", "turbo_ratios": [1.0, 1.0]}, "turbo_ratios with nothing else"),
+        ({"turbo": "magcache", "turbo_ratios": [1.0, -1.0]}, "turbo_ratios must be a list of positive"),
+        ({"turbo": "taylorseer", "turbo_interval": 1}, "turbo_interval must be a whole number of steps, 2"),
+        ({"turbo": "taylorseer", "turbo_warmup": 0.5}, "turbo_warmup must be a whole number of steps, 1"),
+        ({"turbo": "first-block", "turbo_interval": 3}, 'turbo_interval applies to turbo = "taylorseer"'),
+        ({"turbo": "taylorseer", "turbo_threshold": 0.1}, 'turbo_threshold applies to turbo = "first-block"'),
+    ]
+    for options, message in bad:
+        with pytest.raises(ModelLoadError, match=message):
+            WanBackend("w", pipeline=tiny_pipeline("t2v"), device="cpu", **options)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from kinema.backends import turbo
 from kinema.backends.base import Segment, StepCallback, StopCheck, check_given
 from kinema.backends.pipeline import (
     Progress,
@@ -122,6 +123,7 @@ class CogVideoXBackend:
         check_shape(segment, self.capabilities())
         first = self._first(segment)
         pipe = self._pipeline()
+        turbo.match_steps(pipe, self.options, segment.num_inference_steps)
         progress = Progress(on_step, should_stop, steps=segment.num_inference_steps, calls=segment.n)
         progress.check()
         out = np.empty((segment.n, segment.num_frames, segment.height, segment.width, 3), np.uint8)

@@ -11,12 +11,14 @@ Frames are 4k+1 at 24 fps, sizes multiples of 16.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from kinema.backends import guidance, turbo
 from kinema.backends.base import Segment, StepCallback, StopCheck, check_given
 from kinema.backends.pipeline import (
     Progress,
@@ -65,7 +67,7 @@ class HunyuanVideoBackend:
         **placement: Any,
     ) -> None:
         self.model = model
-        self.options = load_options(model, pipeline, placement)
+        self.options = load_options(model, pipeline, placement, cfg_batch=True)
         if true_cfg_scale < 1:
             raise ModelLoadError(f"model {model!r}: true_cfg_scale is 1 (off) or more")
         self.vae_dtype, self.true_cfg_scale = vae_dtype, float(true_cfg_scale)
@@ -91,6 +93,11 @@ class HunyuanVideoBackend:
         return bool(self.transformer["_pipeline"] == PIPELINES[1])
 
     def capabilities(self) -> Capabilities:
+        if self.image and self.options.cfg_batch:
+            raise ModelLoadError(
+                f"model {self.model!r}: cfg_batch serves HunyuanVideo text checkpoints only (the I2V "
+                "pipeline encodes the prompts with the image); remove cfg_batch"
+            )
         embedded = bool(self.transformer.get("guidance_embeds", True))  # I2V-33ch has none: true CFG only
         caps = Capabilities(
             model=self.model,
@@ -127,20 +134,45 @@ class HunyuanVideoBackend:
         dropped = (
             4 if first is not None and self.transformer.get("image_condition_type") == "latent_concat" else 0
         )
+        turbo.match_steps(pipe, self.options, segment.num_inference_steps)
         progress = Progress(on_step, should_stop, steps=segment.num_inference_steps, calls=segment.n)
         progress.check()
+        prompts, batching = self._batched_guidance(pipe, segment)
         out = np.empty((segment.n, segment.num_frames, segment.height, segment.width, 3), np.uint8)
-        for i, seed in enumerate(segment.seeds):  # one call per candidate: draw i == a single draw of seed i
-            progress.call = i
-            image = {} if first is None else {"image": to_pil(first[i])}
-            frames = pipe(
-                **image,
-                **draw_args(segment, seed, progress, num_frames=segment.num_frames + dropped),
-                **self.template,
-                true_cfg_scale=self.true_cfg_scale,
-            ).frames[0]
-            out[i, 1 if dropped else 0 :] = to_uint8(frames[: segment.num_frames - (1 if dropped else 0)])
+        with batching:
+            for i, seed in enumerate(segment.seeds):  # one call per candidate: draw i == one draw of seed i
+                progress.call = i
+                image = {} if first is None else {"image": to_pil(first[i])}
+                args = draw_args(segment, seed, progress, num_frames=segment.num_frames + dropped)
+                frames = pipe(
+                    **image,
+                    **{**args, **prompts},
+                    **self.template,
+                    true_cfg_scale=self.true_cfg_scale,
+                ).frames[0]
+                out[i, 1 if dropped else 0 :] = to_uint8(frames[: segment.num_frames - (1 if dropped else 0)])
         return keep_given(out, segment)
+
+    def _batched_guidance(
+        self, pipe: Any, segment: Segment
+    ) -> tuple[dict[str, Any], AbstractContextManager[None]]:
+        """With `cfg_batch` and true CFG on (true_cfg_scale > 1 and a negative prompt): both prompts
+        encoded up front as the pipeline would (Llama + CLIP, 256 tokens), in the transformer's dtype so
+        the pipeline hands these very tensors on, and the hook armed with them; otherwise nothing."""
+        if not (self.options.cfg_batch and self.true_cfg_scale > 1 and segment.negative_prompt is not None):
+            return {}, nullcontext()
+        dtype, device = pipe.transformer.dtype, pipe._execution_device
+        encoded = [
+            [t.to(dtype) for t in pipe.encode_prompt(prompt=text, device=device, **self.template)]
+            for text in (segment.prompt, segment.negative_prompt)
+        ]
+        names = ("prompt_embeds", "pooled_prompt_embeds", "prompt_attention_mask")
+        prompts: dict[str, Any] = {"prompt": None, "negative_prompt": None}
+        prompts |= dict(zip(names, encoded[0], strict=True))
+        prompts |= {f"negative_{name}": t for name, t in zip(names, encoded[1], strict=True)}
+        inputs = ("encoder_hidden_states", "pooled_projections", "encoder_attention_mask")
+        cond, uncond = (dict(zip(inputs, e, strict=True)) for e in encoded)
+        return prompts, guidance.batched(pipe, cond=cond, uncond=uncond)
 
     def _first(self, segment: Segment) -> np.ndarray | None:
         """The first frame an image checkpoint starts from; text checkpoints take none."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from kinema.backends import turbo
 from kinema.backends.base import Segment, StepCallback, StopCheck, check_given
 from kinema.backends.pipeline import (
     Progress,
@@ -111,6 +112,7 @@ class LTXBackend:
         check_given(segment)
         check_shape(segment, self.capabilities())
         pipe = self._pipeline()
+        turbo.match_steps(pipe, self.options, segment.num_inference_steps)
         progress = Progress(on_step, should_stop, steps=segment.num_inference_steps, calls=segment.n)
         progress.check()
         # The default schedule, passed as plain floats (the pipeline's own tensor path warns under numpy 2).

@@ -12,13 +12,14 @@ import importlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from kinema.backends import guidance, turbo
 from kinema.backends.base import Segment, StepCallback, StopCheck
 from kinema.errors import Cancelled, InvalidRequest, ModelLoadError
 from kinema.spec import ASPECT_RATIOS, Capabilities
@@ -26,11 +27,6 @@ from kinema.spec import ASPECT_RATIOS, Capabilities
 INSTALL_HINT = "pip install 'kinema[diffusers]'"
 Offload = Literal["none", "model", "sequential"]
 DTYPES = ("float32", "float16", "bfloat16")
-# "turbo": diffusers' First Block Cache. When the first transformer block's output changed by less than
-# `turbo_threshold` (relative) since the last full step, the other blocks are skipped and their cached
-# residual reused. Off by default: it changes the output. PR huggingface/diffusers#11180 measured 1.6x
-# (0.05), 2.5x (0.10), 3.9x (0.20) on Wan, "values below 0.2 work well ... higher values lead to blurring".
-TURBOS = ("off", "first-block")
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
@@ -73,8 +69,14 @@ class LoadOptions:
     device: str = "cuda"
     offload: Offload = "none"
     vae_tiling: bool = False
-    turbo: str = "off"
-    turbo_threshold: float = 0.05
+    turbo: str = "off"  # a diffusers cache that skips transformer work (turbo.py); changes the output
+    turbo_threshold: float | None = None  # first-block 0.05, magcache 0.06
+    turbo_ratios: Sequence[float] | str | None = None  # magcache: calibrated per-step ratios, or "calibrate"
+    turbo_interval: int | None = None  # taylorseer: a full step every this many (5)
+    turbo_warmup: int | None = None  # taylorseer: full steps before the first prediction (3)
+    # One transformer forward on the batch [prompt, negative] per step instead of two (guidance.py).
+    # Off by default: batched kernels round differently (docs/models.md has the measurement).
+    cfg_batch: bool = False
     compile: bool = False  # regional torch.compile of the transformer's repeated blocks
     attention: str | None = None  # a diffusers attention backend ("flash", "sage", ...); None: PyTorch's
 
@@ -85,22 +87,18 @@ class LoadOptions:
             raise ModelLoadError(f"model {model!r}: offload must be none, model or sequential")
         if self.offload != "none" and self.device == "cpu":
             raise ModelLoadError(f'model {model!r}: CPU offload needs a GPU device; set offload = "none"')
-        self.check_turbo(model)
+        self.check_speed(model)
         if self.is_local and not Path(self.weights).expanduser().is_dir():
             raise ModelLoadError(
                 f"model {model!r}: the weights folder {self.weights} does not exist; download the weights "
                 "there (docs/models.md) or fix `weights` in the models file"
             )
 
-    def check_turbo(self, model: str) -> None:
-        if self.turbo not in TURBOS:
-            raise ModelLoadError(
-                f"model {model!r}: turbo must be one of {', '.join(TURBOS)}, not {self.turbo!r}"
-            )
-        if not 0 < self.turbo_threshold < 1:
-            raise ModelLoadError(
-                f"model {model!r}: turbo_threshold must be between 0 and 1 (0.05 to 0.2 is usual)"
-            )
+    def check_speed(self, model: str) -> None:
+        """The speed options' values (what a family can take is checked where it is loaded)."""
+        turbo.check(self, model)
+        if not isinstance(self.cfg_batch, bool):
+            raise ModelLoadError(f"model {model!r}: cfg_batch is true or false, not {self.cfg_batch!r}")
 
     @property
     def is_local(self) -> bool:
@@ -169,6 +167,8 @@ def place(pipe: Any, options: LoadOptions, model: str) -> None:
             f"model {model!r} is set to device {options.device!r} but this machine has no CUDA GPU; "
             'set device = "cpu" in the models file (slow) or serve it from a GPU host'
         )
+    if options.cfg_batch:  # before offload, which re-wraps `forward` after every call (guidance.install)
+        guidance.install(pipe)
     if options.offload == "model":
         pipe.enable_model_cpu_offload(device=options.device)
     elif options.offload == "sequential":
@@ -182,7 +182,7 @@ def place(pipe: Any, options: LoadOptions, model: str) -> None:
 
 def adopt(pipe: Any, options: LoadOptions, model: str) -> Any:
     """Make a placed pipeline (loaded here, or built by a test or benchmark) ready: attention backend,
-    turbo, regional compile, quiet."""
+    turbo, guidance batching, regional compile, quiet."""
     if options.attention is not None:
         try:
             pipe.transformer.set_attention_backend(options.attention)
@@ -191,17 +191,10 @@ def adopt(pipe: Any, options: LoadOptions, model: str) -> Any:
                 f"model {model!r}: attention backend {options.attention!r} cannot be used here "
                 f"({_first_line(exc)}); leave `attention` unset for PyTorch's own"
             ) from None
-    options.check_turbo(model)
-    if options.turbo == "first-block":
-        config = library("diffusers").FirstBlockCacheConfig(threshold=options.turbo_threshold)
-        try:
-            pipe.transformer.enable_cache(config)
-        except (AttributeError, ValueError, IndexError) as exc:  # no transformer (a UNet), blocks
-            # diffusers' cache does not know, or one block only: nothing to skip
-            raise ModelLoadError(
-                f"model {model!r}: turbo cannot be applied to its transformer ({_first_line(exc)}); "
-                'set turbo = "off"'
-            ) from None
+    options.check_speed(model)
+    turbo.enable(pipe, options, model)
+    if options.cfg_batch:
+        guidance.install(pipe)
     if options.compile:
         if getattr(pipe, "transformer", None) is None:
             raise ModelLoadError(f"model {model!r}: compile works on transformers; this model has none")
@@ -329,13 +322,22 @@ def override(
     return Capabilities.model_validate(data)
 
 
-def load_options(model: str, pipeline: Any, placement: Mapping[str, Any]) -> LoadOptions:
+def load_options(
+    model: str, pipeline: Any, placement: Mapping[str, Any], *, cfg_batch: bool = False
+) -> LoadOptions:
     """A backend's placement options (the fields of `LoadOptions`) from its models-file entry.
 
     Checks that the extra is installed and that weights are named (unless a built pipeline is given);
     a key that is not a placement option is a TypeError, like any option a family does not take.
+    `cfg_batch` says whether the family can batch its guidance calls (its pipelines make two).
     """
     require_diffusers(model)
     if placement.get("weights") is None and pipeline is None:
         raise ModelLoadError(f"model {model!r} has no `weights`; set a folder or a hub id in the models file")
-    return LoadOptions(**{**placement, "weights": str(placement.get("weights"))})
+    options = LoadOptions(**{**placement, "weights": str(placement.get("weights"))})
+    if options.cfg_batch and not cfg_batch:
+        raise ModelLoadError(
+            f"model {model!r}: its pipeline already runs the prompt and the negative prompt as one batch; "
+            "remove cfg_batch (it is for wan, skyreels and hunyuanvideo)"
+        )
+    return options

@@ -33,7 +33,7 @@ from kinema.backends.pipeline import (
     to_pil,
     to_uint8,
 )
-from kinema.backends.wan import CANVASES_720P  # the same Wan2.1 architecture, the same 720p shapes
+from kinema.backends.wan import CANVASES_720P, batched_guidance  # the same Wan2.1 architecture
 from kinema.errors import InvalidRequest, ModelLoadError
 from kinema.spec import AspectRatio, Capabilities
 
@@ -90,7 +90,12 @@ class SkyReelsBackend:
         **placement: Any,
     ) -> None:
         self.model = model
-        self.options = load_options(model, pipeline, placement)
+        self.options = load_options(model, pipeline, placement, cfg_batch=True)
+        if self.options.turbo in ("magcache", "taylorseer"):
+            raise ModelLoadError(
+                f"model {model!r}: SkyReels' sliding windows restart the denoising steps, which "
+                f'{self.options.turbo} counts across a call; set turbo = "off"'
+            )
         if overlap_history % TEMPORAL_STRIDE != 1 or not overlap_history < base_num_frames:
             raise ModelLoadError(
                 f"model {model!r}: overlap_history must be 4k+1 and below base_num_frames "
@@ -161,19 +166,21 @@ class SkyReelsBackend:
             on_step, should_stop, steps=segment.num_inference_steps, calls=segment.n * per_call
         )
         progress.check()
+        prompts, batching = batched_guidance(pipe, segment, self.options)
         out = np.empty((segment.n, segment.num_frames, segment.height, segment.width, 3), np.uint8)
-        for i, seed in enumerate(segment.seeds):  # one call per candidate: draw i == a single draw of seed i
-            progress.call, progress.last = i * per_call, -1
-            video = pipe(
-                **self._inputs(kind, frames, i),
-                **draw_args(segment, seed, progress, num_frames=length),
-                overlap_history=overlap,
-                addnoise_condition=self.addnoise,
-                base_num_frames=base,
-                fps=24,
-            ).frames[0]
-            # A continuation returns the given video first, then its own `length` frames.
-            out[i, segment.num_frames - length :] = to_uint8(video[-length:])
+        with batching:
+            for i, seed in enumerate(segment.seeds):  # one call per candidate: draw i == one draw of seed i
+                progress.call, progress.last = i * per_call, -1
+                video = pipe(
+                    **self._inputs(kind, frames, i),
+                    **{**draw_args(segment, seed, progress, num_frames=length), **prompts},
+                    overlap_history=overlap,
+                    addnoise_condition=self.addnoise,
+                    base_num_frames=base,
+                    fps=24,
+                ).frames[0]
+                # A continuation returns the given video first, then its own `length` frames.
+                out[i, segment.num_frames - length :] = to_uint8(video[-length:])
         return keep_given(out, segment)
 
     def _condition(self, segment: Segment) -> tuple[str, list[np.ndarray]]:

@@ -8,6 +8,7 @@ extension is last-frame image-to-video. Frames are 4k+1 at 16 fps (24 fps for TI
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -15,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from kinema.backends import guidance, turbo
 from kinema.backends.base import Segment, StepCallback, StopCheck, check_given
 from kinema.backends.pipeline import (
+    LoadOptions,
     Progress,
     adopt,
     check_shape,
@@ -97,7 +100,7 @@ class WanBackend:
         **placement: Any,
     ) -> None:
         self.model = model
-        self.options = load_options(model, pipeline, placement)
+        self.options = load_options(model, pipeline, placement, cfg_batch=True)
         self.vae_dtype = vae_dtype
         self.overrides: dict[str, Any] = {"canvases": canvases, "max_frames": max_frames, "steps": steps}
         self._pipe = pipeline if pipeline is None else adopt(pipeline, self.options, model)
@@ -156,20 +159,19 @@ class WanBackend:
         check_shape(segment, self.capabilities())
         first, last = self._images(segment)
         pipe = self._pipeline(image=first is not None)
+        turbo.match_steps(pipe, self.options, segment.num_inference_steps)
         progress = Progress(on_step, should_stop, steps=segment.num_inference_steps, calls=segment.n)
         progress.check()
+        prompts, batching = batched_guidance(pipe, segment, self.options)
         out = np.empty((segment.n, segment.num_frames, segment.height, segment.width, 3), np.uint8)
-        for i, seed in enumerate(segment.seeds):  # one call per candidate: draw i == a single draw of seed i
-            progress.call = i
-            images = {} if first is None else {"image": to_pil(first[i])}
-            if last is not None:
-                images["last_image"] = to_pil(last[i])
-            out[i] = to_uint8(
-                pipe(
-                    **images,
-                    **draw_args(segment, seed, progress),
-                ).frames[0]
-            )
+        with batching:
+            for i, seed in enumerate(segment.seeds):  # one call per candidate: draw i == one draw of seed i
+                progress.call = i
+                images = {} if first is None else {"image": to_pil(first[i])}
+                if last is not None:
+                    images["last_image"] = to_pil(last[i])
+                args = {**draw_args(segment, seed, progress), **prompts}
+                out[i] = to_uint8(pipe(**images, **args).frames[0])
         return keep_given(out, segment)
 
     def _images(self, segment: Segment) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -221,6 +223,28 @@ class WanBackend:
             "max_frames": 17,
             "steps": {"std": 2, "pro": 4},
         }
+
+
+def batched_guidance(
+    pipe: Any, segment: Segment, options: LoadOptions
+) -> tuple[dict[str, Any], AbstractContextManager[None]]:
+    """With `cfg_batch` and guidance on (Wan, SkyReels): the prompts encoded up front as the pipeline
+    would (UMT5, 512 tokens, "" for no negative prompt), in the transformer's dtype so the pipeline
+    hands these very tensors on, and the hook armed with them; otherwise nothing."""
+    if not (options.cfg_batch and segment.guidance_scale > 1):
+        return {}, nullcontext()
+    positive, negative = pipe.encode_prompt(
+        prompt=segment.prompt,
+        negative_prompt=segment.negative_prompt,
+        do_classifier_free_guidance=True,
+        max_sequence_length=512,
+        device=pipe._execution_device,
+    )
+    positive, negative = positive.to(pipe.transformer.dtype), negative.to(pipe.transformer.dtype)
+    prompts = {"prompt": None, "negative_prompt": None}
+    prompts |= {"prompt_embeds": positive, "negative_prompt_embeds": negative}
+    cond, uncond = {"encoder_hidden_states": positive}, {"encoder_hidden_states": negative}
+    return prompts, guidance.batched(pipe, cond=cond, uncond=uncond)
 
 
 def check_variant(variant: str) -> None:
