@@ -3,7 +3,10 @@
 Full size on a CUDA GPU: Wan2.1-T2V-1.3B at 832x480x81 and LTX-Video 2B at 768x512x121, 50 steps with
 guidance, every component (text encoder, transformer, VAE) built at its released size with random
 weights (no download). `--tiny`, and any machine without CUDA, runs the same code at tiny size on the
-CPU so it is known to work. Reproduce with `python -m benchmarks diffusers [--tiny] [--option turbo=...]`.
+CPU so it is known to work. Reproduce with `python -m benchmarks diffusers [--tiny] [--option key=value]`:
+`--option cfg_batch=true`, `--option turbo=first-block|taylorseer`, `--option turbo=magcache --option
+'turbo_ratios=[1.0, 0.99, ...]'` (values are JSON where they parse). A case whose family refuses an
+option (LTX-Video already batches its guidance) is reported as skipped with the reason.
 
 Per model it prints the wall time of the stock call (`pipe(...)`) and of Kinema's backend
 (`Backend.generate`), their ratio, each one's peak GPU memory, the FLOPs of the stock computation and
@@ -26,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from kinema.backends.base import Segment
 from kinema.backends.pipeline import generator, library, quiet_diffusers, to_uint8
+from kinema.errors import ModelLoadError
 
 PROMPT = "a red fox running through fresh snow in a pine forest, morning light, tracking shot"
 NOMINAL_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.0}
@@ -357,7 +361,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     print(f"# {where}, {dtype}, Kinema options {options or 'none'}")
     results = []
     for case in cases:  # one case at a time: its pipeline is freed before the next is built
-        result = run_case(case, device=device, dtype=dtype, options=options, peak=peak, runs=runs)
+        try:
+            result = run_case(case, device=device, dtype=dtype, options=options, peak=peak, runs=runs)
+        except ModelLoadError as exc:
+            print(f"{case.name}: skipped, {exc}")
+            continue
         report(result, peak=peak, nominal=nominal, gpu=device == "cuda")
         results.append(result)
         if device == "cuda":

@@ -122,3 +122,17 @@ def test_bad_cfg_batch_values_are_refused_with_the_fix() -> None:
     )
     with pytest.raises(ModelLoadError, match=r"text checkpoints only .* remove cfg_batch"):
         i2v.capabilities()
+
+
+@pytest.mark.parametrize("turbo", ["first-block", "taylorseer"])
+def test_cfg_batch_runs_under_turbo_with_fewer_forwards(turbo: str, tmp_path: Path) -> None:
+    runs = {}
+    for batch in (False, True):
+        pipe = two_experts()
+        forwards = counted(pipe.transformer.blocks[1].ffn), counted(pipe.transformer_2.blocks[1].ffn)
+        knobs = {"turbo_interval": 2, "turbo_warmup": 1}
+        knobs = {"turbo_threshold": 0.5} if turbo == "first-block" else knobs
+        backend = WanBackend("m", pipeline=pipe, **options(cfg_batch=batch, turbo=turbo, **knobs))
+        assert draw(backend, tmp_path / str(batch)).shape[1] == 9
+        runs[batch] = forwards[0][0] + forwards[1][0]
+    assert 0 < runs[True] < runs[False] < 2 * STEPS  # the cache skips blocks; batching halves the rest
