@@ -20,6 +20,7 @@ class Settings(BaseSettings):
 
     # --- the service (kinema serve / kinema worker) -------------------------------------------------
     database_url: str | None = None  # None: SQLite at <data_dir>/kinema.db
+    database_pool: int = 32  # Postgres connections each process may hold (+8 in bursts)
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str | None = None  # how clients reach the server (links in results); None: from host/port

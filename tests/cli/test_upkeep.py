@@ -37,3 +37,11 @@ def test_upkeep_forgets_workers_dead_for_more_than_a_day(services: Services) -> 
     Server(None, services, pool=None, sender=None).upkeep()
 
     assert [w.worker_id for w in services.store.workers()] == ["alive", "offline-an-hour"]
+
+
+def test_the_stores_of_a_process_share_one_engine_and_its_pool(tmp_path: Path) -> None:
+    built = build_services(Settings(data_dir=tmp_path / "data", database_pool=3))
+    try:
+        assert built.store.engine is built.accounts.engine
+    finally:
+        built.close()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
-from kinema.db import make_engine, normalise_url
+from kinema.db import database, make_engine, normalise_url
 from kinema.errors import InvalidRequest
 
 
@@ -47,3 +49,72 @@ def test_connections_racing_on_a_fresh_sqlite_file_all_end_in_wal_mode(tmp_path:
         engine.dispose()
 
     assert modes == ["wal"] * len(engines)
+
+
+def _write_lock_of(engine: Engine) -> threading.Lock:
+    return database._write_lock(str(Path(engine.url.database or "").resolve()))
+
+
+def test_sqlite_writers_of_a_process_queue_on_one_lock_held_until_commit_or_rollback(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    first, second = make_engine(url), make_engine(url)  # two engines on one file share the lock
+    lock = _write_lock_of(first)
+    writer = first.execution_options(kinema_sqlite_begin="IMMEDIATE")
+    with writer.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE counter (n INTEGER)")
+        connection.exec_driver_sql("INSERT INTO counter VALUES (0)")
+        assert lock.locked()
+    assert not lock.locked()
+    with pytest.raises(RuntimeError, match="undo"), writer.begin() as connection:
+        connection.exec_driver_sql("UPDATE counter SET n = 100")
+        raise RuntimeError("undo")
+    assert not lock.locked()
+    with first.begin() as connection:  # a plain (deferred) read transaction does not queue
+        assert connection.exec_driver_sql("SELECT n FROM counter").scalar() == 0
+        assert not lock.locked()
+
+    def add_one(engine: Engine) -> None:
+        with engine.execution_options(kinema_sqlite_begin="IMMEDIATE").begin() as connection:
+            n = connection.exec_driver_sql("SELECT n FROM counter").scalar()
+            connection.exec_driver_sql(f"UPDATE counter SET n = {int(n or 0) + 1}")
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(add_one, [first, second] * 100, timeout=120))
+    with second.connect() as connection:
+        assert connection.exec_driver_sql("SELECT n FROM counter").scalar() == 200
+    assert not lock.locked()
+    first.dispose()
+    second.dispose()
+
+
+def test_a_write_that_cannot_begin_passes_the_lock_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_S", 0.2)
+    path = tmp_path / "busy.db"
+    engine = make_engine(f"sqlite:///{path}")
+    lock = _write_lock_of(engine)
+    writer = engine.execution_options(kinema_sqlite_begin="IMMEDIATE")
+    with writer.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+    other = sqlite3.connect(path, isolation_level=None)  # another process's writer, as far as SQLite knows
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(OperationalError, match="locked"), writer.begin():
+        pass
+    assert not lock.locked()
+    other.execute("COMMIT")
+    other.close()
+    with writer.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+    assert not lock.locked()
+    engine.dispose()
+
+
+def test_postgres_pool_size_is_set_and_checked() -> None:
+    engine = make_engine("postgresql://u@127.0.0.1:1/db", pool_size=7)  # connects lazily: no server needed
+    assert engine.pool.size() == 7  # type: ignore[attr-defined]
+    engine.dispose()
+    with pytest.raises(InvalidRequest, match="at least 1 connection"):
+        make_engine("postgresql://u@127.0.0.1:1/db", pool_size=0)

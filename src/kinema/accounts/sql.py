@@ -49,13 +49,15 @@ _ATTEMPTS = 3  # a fresh random id or key collides only by a freak of chance; th
 _COLLIDED = "three fresh random ids or keys collided in a row; the random source is broken, report a bug"
 
 
-def open_accounts(url: str, *, clock: Clock | None = None) -> SqlAccountStore:
-    """Connect to `url` (sqlite:///path or postgresql://...), apply pending migrations, return the store."""
-    engine = make_engine(url)
+def open_accounts(url: str | Engine, *, clock: Clock | None = None) -> SqlAccountStore:
+    """Connect to `url` (sqlite:///path or postgresql://..., or an engine another store shares), apply
+    pending migrations, return the store."""
+    engine = make_engine(url) if isinstance(url, str) else url
     try:
         migrate.upgrade(engine)
     except BaseException:
-        engine.dispose()
+        if isinstance(url, str):
+            engine.dispose()
         raise
     return SqlAccountStore(engine, clock=clock)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from kinema.accounts import SqlAccountStore, open_accounts
 from kinema.accounts.billing import Billing
 from kinema.accounts.prices import PriceTable
+from kinema.db import make_engine
 from kinema.errors import KinemaError
 from kinema.jobs import Callback, CallbackFor, SqlTaskStore, Task, open_store
 from kinema.net.fetch import FetchPolicy
@@ -85,13 +86,15 @@ def build_services(settings: Settings) -> Services:
     alike, charges, refunds and records callbacks the same way."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     secret = signing_secret(settings)
-    url = settings.resolved_database_url()
-    accounts = open_accounts(url)
+    # One engine, so one connection pool, for both stores of the process: a create's billing and its
+    # task row already share a transaction, and a poll should not wait for a pool of its own.
+    engine = make_engine(settings.resolved_database_url(), pool_size=settings.database_pool)
+    accounts = open_accounts(engine)
     prices = PriceTable.from_toml(settings.prices_file) if settings.prices_file else PriceTable()
     billing = Billing(accounts, prices=prices)
     storage = build_storage(settings, secret)
     store = open_store(
-        url,
+        engine,
         retention=timedelta(days=settings.retention_days),
         hook=billing.hook,
         callbacks=task_callbacks(storage, link_seconds=settings.link_seconds),

@@ -1,13 +1,17 @@
 """Connecting to Kinema's database: URL parsing and one engine per URL, tuned per database.
 
 SQLite runs in WAL mode with a busy timeout, and every write transaction opens with `BEGIN IMMEDIATE`
-(ask for it with the execution option `kinema_sqlite_begin`); Postgres goes through psycopg 3. This
-module knows connections, not tables.
+(ask for it with the execution option `kinema_sqlite_begin`). Within one process the writers of a
+database file also queue on one lock before they BEGIN, and the lock passes to the next writer the moment
+the last one commits; SQLite's own busy handler, which polls with sleeps of up to 100 ms, is then left to
+arbitrate between processes only. Postgres goes through psycopg 3. This module knows connections, not
+tables.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,51 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from kinema.errors import InvalidRequest, KinemaError
 
 SQLITE_BUSY_TIMEOUT_S = 30
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(path: str) -> threading.Lock:
+    """The in-process lock of the writers of one SQLite file (every engine on it shares it)."""
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(path, threading.Lock())
+
+
+class _QueuedWriterConnection(sqlite3.Connection):
+    """A SQLite connection that holds its file's in-process write lock from `BEGIN IMMEDIATE` until its
+    COMMIT or ROLLBACK has finished, so the next writer of this process never meets SQLite's lock."""
+
+    write_lock: threading.Lock | None = None
+    holds_write_lock = False
+
+    def queue_for_write(self) -> None:
+        # Bounded like SQLite's busy timeout: a writer that waited that long goes ahead to BEGIN and
+        # lets SQLite decide, so even a lock leaked by a bug would slow writes, never stop them.
+        if self.write_lock is not None and self.write_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
+            self.holds_write_lock = True
+
+    def pass_write_lock(self) -> None:
+        if self.holds_write_lock and self.write_lock is not None:
+            self.holds_write_lock = False
+            self.write_lock.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.pass_write_lock()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.pass_write_lock()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.pass_write_lock()
 
 
 def normalise_url(url: str) -> URL:
@@ -34,7 +83,16 @@ def normalise_url(url: str) -> URL:
     return parsed
 
 
-def make_engine(url: str) -> Engine:
+# Postgres connections one process may hold (all its stores share one engine): the API's thread pool
+# (40) plus worker, upkeep and callback threads would rather not wait for a connection, but every one
+# counts against the server's max_connections (100 by default), shared with the other processes.
+POSTGRES_POOL_SIZE = 32
+
+
+def make_engine(url: str, *, pool_size: int = POSTGRES_POOL_SIZE) -> Engine:
+    """An engine for `url`; on Postgres holding at most `pool_size` connections (+8 in bursts)."""
+    if pool_size < 1:
+        raise InvalidRequest(f"the database pool needs at least 1 connection, not {pool_size}")
     parsed = normalise_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
@@ -44,7 +102,7 @@ def make_engine(url: str) -> Engine:
             f"database {backend!r} is not supported; use sqlite:///path/kinema.db or postgresql://user@host/db"
         )
     try:
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, pool_size=pool_size, max_overflow=8)
     except (ModuleNotFoundError, NoSuchModuleError):
         raise InvalidRequest(
             f"the driver for {parsed.drivername} is not installed; pip install 'kinema[postgres]'"
@@ -62,12 +120,17 @@ def _sqlite_engine(url: URL) -> Engine:
         raise InvalidRequest(f"folder {folder} for the SQLite database does not exist; create it first")
     # Enough pooled connections for every thread of the API's thread pool (40) plus workers: a smaller
     # pool made SQLAlchemy open and close a connection (and rerun the PRAGMAs) on most requests.
+    write_lock = _write_lock(str(Path(url.database).expanduser().resolve()))
     engine = create_engine(
-        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, pool_size=48, max_overflow=16
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "factory": _QueuedWriterConnection},
+        pool_size=48,
+        max_overflow=16,
     )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.write_lock = write_lock
         dbapi_connection.isolation_level = None  # the driver must not open transactions: we do, below
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
@@ -85,8 +148,16 @@ def _sqlite_engine(url: URL) -> Engine:
         mode = connection.get_execution_options().get("kinema_sqlite_begin", "DEFERRED")
         if mode not in ("DEFERRED", "IMMEDIATE", "NONE"):
             raise ValueError(f"kinema_sqlite_begin must be DEFERRED, IMMEDIATE or NONE; got {mode!r}")
-        if mode != "NONE":
+        if mode == "NONE":
+            return
+        dbapi_connection = connection.connection.dbapi_connection
+        if mode == "IMMEDIATE":
+            dbapi_connection.queue_for_write()
+        try:
             connection.exec_driver_sql(f"BEGIN {mode}")
+        except BaseException:
+            dbapi_connection.pass_write_lock()  # no transaction began: nothing will commit it
+            raise
 
     return engine
 

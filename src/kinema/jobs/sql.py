@@ -67,7 +67,7 @@ _BY_EXTERNAL = select(TASKS).where(
 
 
 def open_store(
-    url: str,
+    url: str | Engine,
     *,
     clock: Clock | None = None,
     retention: timedelta = DEFAULT_RETENTION,
@@ -75,7 +75,8 @@ def open_store(
     callbacks: CallbackFor | None = None,
     aging_seconds: float = AGING_SECONDS,
 ) -> SqlTaskStore:
-    """Connect to `url` (sqlite:///path or postgresql://...), apply pending migrations, return the store.
+    """Connect to `url` (sqlite:///path or postgresql://..., or an engine another store shares), apply
+    pending migrations, return the store.
 
     The migrations bring the whole database up to date, the accounts' tables included. `hook` runs in
     the transaction of every status change (see `kinema.db.events`); `callbacks` says what each change
@@ -83,11 +84,12 @@ def open_store(
     in waiting time (see `TaskStore.claim`).
     """
     tr.check_aging(aging_seconds)
-    engine = make_engine(url)
+    engine = make_engine(url) if isinstance(url, str) else url
     try:
         migrate.upgrade(engine)
     except BaseException:
-        engine.dispose()
+        if isinstance(url, str):
+            engine.dispose()
         raise
     return SqlTaskStore(
         engine,
