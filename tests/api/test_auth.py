@@ -83,3 +83,48 @@ def test_alg_none_and_other_algorithms_are_refused() -> None:
     assert code_of(f"Bearer {unsigned}") == 1002
     hs512 = jwt.encode(claims, SECRET * 8, algorithm="HS512")
     assert code_of(f"Bearer {hs512}") == 1002
+
+
+def test_a_reused_token_is_checked_once_then_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    reused = token(jti="reuse-1")
+    assert auth(f"Bearer {reused}").account_id == "acct-1"
+
+    def no_decode(*_args: object, **_kwargs: object) -> object:
+        raise AssertionError("a remembered token must not be decoded again")
+
+    monkeypatch.setattr(jwt, "decode", no_decode)
+    monkeypatch.setattr(jwt, "get_unverified_header", no_decode)
+    assert auth(f"Bearer {reused}") == Caller(account_id="acct-1", access_key="AK1")
+
+
+def test_a_remembered_token_still_expires_and_waits_for_nbf(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = time.time()
+    reused = token(jti="reuse-2", exp=int(now) + 60, nbf=int(now) - 5)
+    assert auth(f"Bearer {reused}").account_id == "acct-1"
+    monkeypatch.setattr(time, "time", lambda: now + 60 + 9)  # inside the leeway: still good
+    assert auth(f"Bearer {reused}").account_id == "acct-1"
+    monkeypatch.setattr(time, "time", lambda: now + 60 + 11)
+    assert code_of(f"Bearer {reused}") == 1004
+    early = token(jti="reuse-3", nbf=int(now) + 5)  # within the leeway now ...
+    monkeypatch.setattr(time, "time", lambda: now)
+    assert auth(f"Bearer {early}").account_id == "acct-1"
+    monkeypatch.setattr(time, "time", lambda: now - 20)  # ... not for a clock far behind
+    assert code_of(f"Bearer {early}") == 1003
+
+
+def test_a_remembered_token_dies_with_its_key() -> None:
+    keys = dict(KEYS)
+    reused = token(jti="reuse-4")
+
+    def check() -> Caller:
+        return authenticate(f"Bearer {reused}", secret_for=keys.get, account_for_api_key=API_KEYS.get)
+
+    assert check().account_id == "acct-1"
+    del keys["AK1"]  # revoked
+    with pytest.raises(ApiError) as caught:
+        check()
+    assert caught.value.code == 1002
+    keys["AK1"] = ("acct-1", "a-rotated-secret-0123456789abcdef")  # same access key, new secret
+    with pytest.raises(ApiError) as caught:
+        check()
+    assert caught.value.code == 1002

@@ -57,8 +57,10 @@ async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(5000, "internal error; the server log has the details"), status_code=500)
 
 
-def refuse_nul(request: Request) -> None:
-    """Path and query values with a NUL are 1201: SQL text columns cannot hold one (Postgres errors)."""
+async def refuse_nul(request: Request) -> None:
+    """Path and query values with a NUL are 1201: SQL text columns cannot hold one (Postgres errors).
+
+    A coroutine: a plain function would cost every request a trip through the thread pool."""
     for name, value in [*request.path_params.items(), *request.query_params.multi_items()]:
         if isinstance(value, str) and "\x00" in value:
             raise ApiError(1201, f"{name}: contains a NUL character (%00); remove it")

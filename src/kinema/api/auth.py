@@ -6,6 +6,8 @@ leeway for clock skew, only HS256 is accepted (`alg: none` and every other algor
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,6 +16,7 @@ import jwt
 from kinema.api.errors import ApiError
 
 LEEWAY_SECONDS = 10
+VERIFIED_TOKENS = 4096  # tokens remembered after a full check (a Kling client reuses one for ~30 min)
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,55 @@ def authenticate(
     return _verify_jwt(token, secret_for)
 
 
+@dataclass(frozen=True)
+class _Verified:
+    """What a full check of a token established: its signature under `secret`, and its time window."""
+
+    issuer: str
+    account_id: str
+    secret: str
+    expires: float
+    not_before: float | None
+
+
+class _VerifiedTokens:
+    """Tokens whose signature was checked, so a client reusing one pays a dict lookup, not a JWT decode.
+
+    A hit still asks `secret_for` (itself cached a few seconds) and counts only while the issuer's secret
+    is the one the signature was checked with, so a revoked or rotated key ends it as fast as before;
+    `exp` and `nbf` are checked on every use."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._tokens: dict[str, _Verified] = {}
+
+    def check(self, token: str, secret_for: SecretLookup) -> Caller | None:
+        with self._lock:
+            known = self._tokens.get(token)
+        if known is None or secret_for(known.issuer) != (known.account_id, known.secret):
+            return None
+        now = time.time()
+        if now >= known.expires + LEEWAY_SECONDS:  # the bounds PyJWT applies on a full check
+            raise ApiError(1004, "the token has expired (exp); sign a new one")
+        if known.not_before is not None and now < known.not_before - LEEWAY_SECONDS:
+            raise ApiError(1003, "the token is not valid yet (nbf); check the client's clock")
+        return Caller(account_id=known.account_id, access_key=known.issuer)
+
+    def remember(self, token: str, verified: _Verified) -> None:
+        with self._lock:
+            if len(self._tokens) >= self.size:
+                self._tokens.clear()
+            self._tokens[token] = verified
+
+
+_verified = _VerifiedTokens(VERIFIED_TOKENS)
+
+
 def _verify_jwt(token: str, secret_for: SecretLookup) -> Caller:
+    known = _verified.check(token, secret_for)
+    if known is not None:
+        return known
     try:
         header = jwt.get_unverified_header(token)
         claims = jwt.decode(token, options={"verify_signature": False})
@@ -61,7 +112,7 @@ def _verify_jwt(token: str, secret_for: SecretLookup) -> Caller:
         raise ApiError(1002, "unknown access key in the token's 'iss' claim")
     account_id, secret = found
     try:
-        jwt.decode(
+        checked = jwt.decode(
             token,
             secret,
             algorithms=["HS256"],
@@ -78,4 +129,15 @@ def _verify_jwt(token: str, secret_for: SecretLookup) -> Caller:
         raise ApiError(1002, "the token's signature does not match the secret key") from None
     except jwt.PyJWTError as exc:
         raise ApiError(1000, f"the token was refused: {exc}") from None
+    nbf = checked.get("nbf")
+    _verified.remember(
+        token,
+        _Verified(
+            issuer=str(issuer),
+            account_id=account_id,
+            secret=secret,
+            expires=float(checked["exp"]),
+            not_before=float(nbf) if nbf is not None else None,
+        ),
+    )
     return Caller(account_id=account_id, access_key=issuer)
