@@ -171,8 +171,26 @@ def collect(results: Any, processes: list[Any]) -> list[dict[str, Any]]:
     return parts
 
 
-def run_load(load: Load) -> dict[str, float]:
-    """Run `load.clients` client processes and merge what they measured into one set of numbers."""
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process and its live descendants have used so far."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def run_load(load: Load, server_pid: int | None = None) -> dict[str, float]:
+    """Run `load.clients` client processes and merge what they measured into one set of numbers; with
+    `server_pid`, also the server's CPU time per request (less sensitive than req/s to other load on the
+    machine, though the warm-up's share is in it)."""
+    cpu_before = cpu_seconds(server_pid) if server_pid is not None else 0.0
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(load.clients), context.Queue()
     processes = [
@@ -196,6 +214,9 @@ def run_load(load: Load) -> dict[str, float]:
         "rps": len(every) / seconds,
         "errors": len(merged["errors"]),
     }
+    if server_pid is not None:
+        used = cpu_seconds(server_pid) - cpu_before
+        numbers["server_cpu_ms"] = 1e3 * used / (len(every) * (1 + load.warmup / load.requests))
     for name, values in (("all", every), ("create", merged["create"]), ("poll", merged["poll"])):
         if values:
             numbers[f"{name}_p50_ms"] = 1e3 * values[len(values) // 2]
@@ -242,17 +263,22 @@ def stub_server() -> Iterator[str]:
 class Serving:
     url: str
     token: str
+    pid: int
 
 
 @contextmanager
 def kinema_server(
-    database_url: str | None, auth: str, processes: int = 1, accounts: int = 1
+    database_url: str | None,
+    auth: str,
+    processes: int = 1,
+    accounts: int = 1,
+    server_env: dict[str, str] | None = None,
 ) -> Iterator[Serving]:
     """`kinema serve --workers 0 --api-processes N` on a fresh data dir (and database), the fake model
-    published."""
+    published; the server sees no KINEMA_* variable of this shell, only those of `server_env`."""
     with tempfile.TemporaryDirectory(prefix="kinema-bench-") as tmp:
         data, log_path, port = Path(tmp) / "data", Path(tmp) / "serve.log", free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KINEMA_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KINEMA_")} | (server_env or {})
         args = [str(KINEMA), "serve", "--port", str(port), "--data-dir", str(data), "--workers", "0"]
         args += ["--database-url", database_url] if database_url else []
         args += ["--api-processes", str(processes)]
@@ -263,7 +289,7 @@ def kinema_server(
             wait_ready(url, process, log_path)
             db = database_url or f"sqlite:///{data / 'kinema.db'}"
             publish_fake_model(db)
-            yield Serving(url, credential(db, log_path.read_text(), auth, accounts))
+            yield Serving(url, credential(db, log_path.read_text(), auth, accounts), process.pid)
         finally:
             process.terminate()
             try:
@@ -381,6 +407,8 @@ def line(name: str, numbers: dict[str, float], *, goal: bool = True) -> str:
             f" (create p50/p99 {numbers['create_p50_ms']:.1f}/{numbers['create_p99_ms']:.1f} ms, "
             f"poll {numbers['poll_p50_ms']:.1f}/{numbers['poll_p99_ms']:.1f} ms)"
         )
+    if "server_cpu_ms" in numbers:
+        text += f"; server CPU {numbers['server_cpu_ms']:.2f} ms per request"
     if numbers["errors"]:
         text += f"; {numbers['errors']:.0f} ERRORS"
     if goal:
@@ -404,7 +432,17 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument(
         "--accounts", type=int, default=1, help="accounts the connections speak for (1: the admin's)"
     )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KINEMA_NAME=VALUE",
+        help="a setting for the server, e.g. KINEMA_DATABASE_POOL=16 (repeatable)",
+    )
     args = parser.parse_args(argv)
+    server_env = dict(pair.split("=", 1) for pair in args.server_env if "=" in pair)
+    if len(server_env) != len(args.server_env):
+        parser.error("--server-env takes NAME=VALUE")
 
     def load(url: str, token: str, path: str = "") -> Load:
         return Load(
@@ -416,23 +454,25 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         f"# python -m benchmarks api --requests {args.requests} --warmup {args.warmup} "
         f"--clients {args.clients} --connections {args.connections} --polls {args.polls} "
         f"--client {args.client} --auth {args.auth} --api-processes {args.api_processes} "
-        f"--accounts {args.accounts}" + (" --database-url URL" if args.database_url else "")
+        f"--accounts {args.accounts}"
+        + "".join(f" --server-env {name}={value}" for name, value in server_env.items())
+        + (" --database-url URL" if args.database_url else "")
     )
     results: dict[str, dict[str, float]] = {}
     with stub_server() as url:
         results["stub"] = run_load(load(url, "-", "/"))
     print(line("client ceiling (stub server answering a fixed response)", results["stub"], goal=False))
-    with kinema_server(None, args.auth, args.api_processes, args.accounts) as served:
-        results["healthz"] = run_load(load(served.url, served.token, "/healthz"))
+    with kinema_server(None, args.auth, args.api_processes, args.accounts, server_env) as served:
+        results["healthz"] = run_load(load(served.url, served.token, "/healthz"), served.pid)
         print(line("framework floor (GET /healthz, no auth, no database)", results["healthz"], goal=False))
-        results["sqlite"] = run_load(load(served.url, served.token))
+        results["sqlite"] = run_load(load(served.url, served.token), served.pid)
     print(line("SQLite create-and-poll", results["sqlite"]))
     if args.database_url:
         with (
             fresh_schema(args.database_url) as url,
-            kinema_server(url, args.auth, args.api_processes, args.accounts) as served,
+            kinema_server(url, args.auth, args.api_processes, args.accounts, server_env) as served,
         ):
-            results["postgres"] = run_load(load(served.url, served.token))
+            results["postgres"] = run_load(load(served.url, served.token), served.pid)
         print(line("Postgres create-and-poll", results["postgres"]))
     else:
         print("Postgres: skipped; give --database-url postgresql://... or set KINEMA_TEST_POSTGRES_URL")
