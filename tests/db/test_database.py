@@ -118,3 +118,23 @@ def test_postgres_pool_size_is_set_and_checked() -> None:
     engine.dispose()
     with pytest.raises(InvalidRequest, match="at least 1 connection"):
         make_engine("postgresql://u@127.0.0.1:1/db", pool_size=0)
+
+
+@pytest.mark.postgres
+def test_a_postgres_connection_killed_while_idle_in_the_pool_is_replaced(
+    postgres_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "POSTGRES_PING_IDLE_S", 0.0)  # every reuse counts as after idle
+    engine = make_engine(postgres_server, pool_size=1)
+    admin = make_engine(postgres_server, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            first = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with admin.connect() as connection:  # the server drops it, as a restart or failover would
+            connection.exec_driver_sql(f"SELECT pg_terminate_backend({int(first or 0)})")
+        with engine.connect() as connection:
+            second = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        assert second != first
+    finally:
+        engine.dispose()
+        admin.dispose()

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, NoSuchModuleError
 
 from kinema.errors import InvalidRequest, KinemaError
 
@@ -87,6 +87,7 @@ def normalise_url(url: str) -> URL:
 # (40) plus worker, upkeep and callback threads would rather not wait for a connection, but every one
 # counts against the server's max_connections (100 by default), shared with the other processes.
 POSTGRES_POOL_SIZE = 32
+POSTGRES_PING_IDLE_S = 1.0
 
 
 def make_engine(url: str, *, pool_size: int = POSTGRES_POOL_SIZE) -> Engine:
@@ -102,11 +103,38 @@ def make_engine(url: str, *, pool_size: int = POSTGRES_POOL_SIZE) -> Engine:
             f"database {backend!r} is not supported; use sqlite:///path/kinema.db or postgresql://user@host/db"
         )
     try:
-        return create_engine(parsed, pool_pre_ping=True, pool_size=pool_size, max_overflow=8)
+        engine = create_engine(parsed, pool_size=pool_size, max_overflow=8)
     except (ModuleNotFoundError, NoSuchModuleError):
         raise InvalidRequest(
             f"the driver for {parsed.drivername} is not installed; pip install 'kinema[postgres]'"
         ) from None
+    _ping_after_idle(engine)
+    return engine
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    """Check a pooled Postgres connection with one round trip before use, when it sat idle a while.
+
+    A restarted or failed-over server leaves dead connections in the pool; a ping finds them and the
+    pool opens fresh ones. SQLAlchemy's `pool_pre_ping` pings on every checkout, a third of a busy
+    poll's cost; a connection back in use within `POSTGRES_PING_IDLE_S` is taken as alive (if the
+    server died in that second, the statement fails and the pool is renewed as a whole).
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["kinema_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("kinema_idle_since")
+        if idle_since is None or time.monotonic() - idle_since < POSTGRES_PING_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool discards this connection and checks out another (a fresh one if need be).
+            raise DisconnectionError(f"pooled connection failed its ping: {error}") from error
 
 
 def _sqlite_engine(url: URL) -> Engine:

@@ -133,7 +133,13 @@ class SqlTaskStore:
         self._aging = aging_seconds
         self.outbox = SqlOutbox(engine, clock=self._clock, retention=retention)
         self._reads = sessionmaker(engine, expire_on_commit=False)
-        self._single_reads = engine.execution_options(kinema_sqlite_begin="NONE")
+        # One statement needs no transaction around it: on SQLite no BEGIN, on Postgres autocommit (no
+        # BEGIN and ROLLBACK round trips: a poll costs one round trip, not three).
+        self._single_reads = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql"
+            else engine.execution_options(kinema_sqlite_begin="NONE")
+        )
         self._writes = sessionmaker(
             engine.execution_options(kinema_sqlite_begin="IMMEDIATE"), expire_on_commit=False
         )
