@@ -126,6 +126,52 @@ def test_exception_in_block_leaves_no_partial_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == [path]
 
 
+def test_a_background_writer_writes_the_same_video_as_one_in_the_callers_thread(tmp_path: Path) -> None:
+    frames = _clip(24)
+    size = video.display_size_for(27, 48)
+    with video.VideoWriter(tmp_path / "inline.mp4", fps=FPS, display_size=size) as writer:
+        for start in range(0, 24, 8):
+            writer.write(frames[start : start + 8])
+    reused = np.empty_like(frames[:8])  # the caller refills one buffer: the writer must have copied it
+    with video.VideoWriter(tmp_path / "bg.mp4", fps=FPS, display_size=size, background=True) as writer:
+        for start in range(0, 24, 8):
+            reused[:] = frames[start : start + 8]
+            writer.write(reused)
+
+    inline = video.read_video(tmp_path / "inline.mp4", **LIMITS, size=(27, 48))
+    background = video.read_video(tmp_path / "bg.mp4", **LIMITS, size=(27, 48))
+    assert background.info == inline.info
+    assert np.array_equal(background.frames, inline.frames)
+
+
+def test_a_background_encoding_error_reaches_the_caller_and_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "out.mp4"
+    writer = video.VideoWriter(path, fps=FPS, background=True)
+
+    def broken(_frame: np.ndarray) -> None:
+        raise MediaError("the encoder broke")
+
+    monkeypatch.setattr(writer, "_encode", broken)
+    writer.write(_clip(4, aspect="1:1"))
+    with pytest.raises(MediaError, match="the encoder broke"):
+        for _ in range(10):  # at the latest when the writer closes
+            writer.write(_clip(4, aspect="1:1"))
+        writer.close()
+    writer._discard()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_background_writer_abandoned_midway_leaves_no_file(tmp_path: Path) -> None:
+    path = tmp_path / "out.mp4"
+    with pytest.raises(RuntimeError), video.VideoWriter(path, fps=FPS, background=True) as writer:
+        for _ in range(5):
+            writer.write(_clip(8, aspect="1:1"))
+        raise RuntimeError("cancelled")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_writer_without_frames_raises_and_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="No frames"), video.VideoWriter(tmp_path / "empty.mp4", fps=FPS):
         pass

@@ -143,7 +143,9 @@ class Engine:
         paths = [out_dir / f"video-{i}.mp4" for i in range(n)]
         with contextlib.ExitStack() as stack:
             writers = [
-                stack.enter_context(video.VideoWriter(p, fps=plan.fps, display_size=display)) for p in paths
+                # Each video is encoded on a thread of its own while the model draws the next segment.
+                stack.enter_context(video.VideoWriter(p, fps=plan.fps, display_size=display, background=True))
+                for p in paths
             ]
             if isinstance(request, ExtendVideo):  # the result is the whole video: the original, then more
                 for batch in _resampled(Path(request.video), plan.fps, (plan.height, plan.width)):
