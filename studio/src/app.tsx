@@ -2,8 +2,9 @@
 // the live task sync; signing out stops it and forgets what this tab knew.
 import { useEffect, useRef } from "preact/hooks";
 import { LanguageSelect } from "./components/LanguageSelect";
+import { Say } from "./components/Say";
 import { authProblem, credentials, restoring } from "./auth/session";
-import { locale, say, t, type Key } from "./i18n";
+import { locale, t, type Key } from "./i18n";
 import { percent } from "./lib/format";
 import { href, route, type Route } from "./router";
 import { Account } from "./screens/Account";
@@ -153,7 +154,7 @@ export function App() {
       <Header />
       {authProblem.value && (
         <p class="banner" role="alert">
-          {say(authProblem.value)}
+          <Say message={authProblem.value} />
           {credentials.value && (
             <>
               {" "}

@@ -174,7 +174,10 @@ describe("a refused sign-in", () => {
     });
     expect(signInProblem(new ApiError(403, 1103, "account disabled"))).toEqual({ key: "signIn.disabled" });
     const throttled = "too many failed sign-ins; try again in 42 s (or reset the password)";
-    expect(signInProblem(new ApiError(429, 1302, throttled))).toEqual({ text: throttled });
+    expect(signInProblem(new ApiError(429, 1302, throttled))).toEqual({
+      key: "refusal.1302",
+      detail: throttled,
+    });
     expect(signInProblem(new ApiError(0, 0, "Failed to fetch"))).toEqual({ key: "error.network" });
   });
 

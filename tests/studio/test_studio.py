@@ -158,6 +158,21 @@ def test_switch_to_simplified_chinese_signed_in_with_the_key_pair(page: Page, se
     expect(page.get_by_role("tab", name="文生视频")).to_be_visible()
     expect(page.get_by_role("button", name="生成", exact=True)).to_be_visible()
     shoot(page, "10-zh-create")
+    # A refusal leads with a Chinese headline and keeps the server's own sentence under it.
+    refusal = {"code": 1102, "message": "this task costs 40 credits but you have 10 left", "request_id": "r"}
+    page.route(
+        "**/api/v1/tasks",
+        lambda route: (
+            route.fulfill(status=429, json=refusal) if route.request.method == "POST" else route.fallback()
+        ),
+    )
+    page.get_by_label("提示词", exact=True).fill(PROMPT)
+    page.get_by_role("button", name="生成", exact=True).click()
+    expect(page.locator(".form-error .message-headline")).to_have_text("点数不足")
+    expect(page.locator(".form-error [lang=en]")).to_have_text(refusal["message"])
+    page.locator(".form-error").scroll_into_view_if_needed()
+    shoot(page, "10-zh-refusal")
+    page.unroute("**/api/v1/tasks")
     nav(page, "队列")
     expect(page.get_by_role("heading", name="队列", exact=True)).to_be_visible()
     shoot(page, "11-zh-queue")

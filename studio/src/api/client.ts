@@ -3,6 +3,7 @@
 // X-CSRF-Token on changes) and the `{code, message, data}` envelope opened.
 import createClient from "openapi-fetch";
 import { authHeaders, authProblem, credentials, learnClock, setCredentials } from "../auth/session";
+import { ApiError, problemOf } from "./refusal";
 import type { paths } from "./schema";
 import type {
   AccountView,
@@ -23,17 +24,7 @@ import type {
   WebSession,
 } from "./views";
 
-/** A refusal: the HTTP status and Kling code, with the server's one-sentence reason. Status 0: no answer. */
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-    this.name = "ApiError";
-  }
-}
+export { ApiError } from "./refusal";
 
 export const api = createClient<paths>({
   baseUrl: globalThis.location?.origin ?? "http://localhost",
@@ -69,7 +60,7 @@ export function refused(failure: ApiError): void {
     setCredentials(null);
     authProblem.value = { key: "auth.sessionEnded" };
   } else {
-    authProblem.value = { key: "auth.expired", params: { message: failure.message } };
+    authProblem.value = problemOf(failure);
   }
 }
 

@@ -3,6 +3,7 @@
 // start the app asks the server whether this browser already has a session, so a reload or a new tab
 // stays signed in.
 import { ApiError, kinema } from "../api/client";
+import { problemOf } from "../api/refusal";
 import type { SessionView } from "../api/views";
 import type { Message } from "../i18n";
 import { authProblem, credentials, restoring, setCredentials, type Credentials } from "./session";
@@ -16,12 +17,12 @@ function fromSession(view: SessionView, fallbackName: string): Credentials {
   };
 }
 
-/** What to tell someone whose sign-in was refused; a throttle's "try again in N s" is shown as it is. */
+/** What to tell someone whose sign-in was refused; a throttle's "try again in N s" is kept as the detail. */
 export function signInProblem(error: unknown): Message {
   if (!(error instanceof ApiError) || error.status === 0) return { key: "error.network" };
   if (error.status === 401) return { key: "signIn.wrong" };
   if (error.status === 403) return { key: "signIn.disabled" };
-  return { text: error.message };
+  return problemOf(error);
 }
 
 export async function signInWithPassword(name: string, password: string, remember: boolean): Promise<void> {

@@ -1,19 +1,14 @@
 // Something a section loads from the server: loading, refused (with "try again"), or there.
 import { useCallback, useEffect, useState } from "preact/hooks";
-import { ApiError } from "../api/client";
-import { say, t, type Message } from "../i18n";
+import { problemOf } from "../api/refusal";
+import { t, type Message } from "../i18n";
+import { Say } from "./Say";
 
 export interface Remote<T> {
   data: T | null;
   problem: Message | null;
   loading: boolean;
   reload: () => Promise<void>;
-}
-
-/** An API failure as a message: the server's own sentence, or "could not reach the server". */
-export function problemOf(error: unknown): Message {
-  if (error instanceof ApiError && error.status) return { text: error.message };
-  return { key: "error.network" };
 }
 
 /** Load once on mount (and again on `reload()`); `deps` changing loads again. */
@@ -41,7 +36,9 @@ export function RemoteState({ remote }: { remote: Remote<unknown> }) {
   if (remote.problem) {
     return (
       <div class="card-error" role="alert">
-        <span>{say(remote.problem)}</span>{" "}
+        <span>
+          <Say message={remote.problem} />
+        </span>{" "}
         <button type="button" class="button small" onClick={() => void remote.reload()}>
           {t("common.retryLoad")}
         </button>

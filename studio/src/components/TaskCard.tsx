@@ -1,9 +1,9 @@
 // One task as a live card: preview frame, progress, stage, elapsed time, and what can be done with it.
 import { useState } from "preact/hooks";
-import { ApiError } from "../api/client";
+import { problemOf } from "../api/refusal";
 import { isActive, type TaskView } from "../api/views";
-import { isKey, t } from "../i18n";
-import { Rich } from "./Rich";
+import { isKey, t, type Message } from "../i18n";
+import { Say } from "./Say";
 import { clock, percent } from "../lib/format";
 import { href } from "../router";
 import { cancelTask, now, retryTask } from "../state/tasks";
@@ -35,14 +35,14 @@ function Picture({ task }: { task: TaskView }) {
 
 export function TaskCard({ task, compact }: { task: TaskView; compact?: boolean }) {
   const [busy, setBusy] = useState(false);
-  const [problem, setProblem] = useState<string | null>(null);
+  const [problem, setProblem] = useState<Message | null>(null);
   const act = async (action: (id: string) => Promise<void>) => {
     setBusy(true);
     setProblem(null);
     try {
       await action(task.id);
     } catch (error) {
-      setProblem(error instanceof ApiError && error.status ? error.message : t("error.network"));
+      setProblem(problemOf(error));
     } finally {
       setBusy(false);
     }
@@ -80,7 +80,7 @@ export function TaskCard({ task, compact }: { task: TaskView; compact?: boolean 
         {task.error && task.status === "failed" && <p class="card-error">{task.error}</p>}
         {problem && (
           <p class="card-error" role="alert">
-            <Rich text={problem} />
+            <Say message={problem} />
           </p>
         )}
         <div class="card-actions">

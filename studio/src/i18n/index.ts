@@ -1,5 +1,6 @@
-// Translation: a locale signal, `t(key, params)` for components, and messages that carry a key or a
-// server's own text. Components that call `t` re-render when the locale changes.
+// Translation: a locale signal, `t(key, params)` for components, and messages: a key, with a server's own
+// sentence as the detail when it refused something. Components that call `t` re-render when the locale
+// changes.
 import { signal } from "@preact/signals";
 import { en, type Key } from "./en";
 import { zh } from "./zh";
@@ -7,8 +8,17 @@ import { zh } from "./zh";
 export type { Key } from "./en";
 export type Locale = "en" | "zh-CN";
 export type Params = Record<string, string | number>;
-/** Something to tell the user: a dictionary key, or text that came from the server as it is. */
-export type Message = { key: Key; params?: Params } | { text: string };
+/** Something to tell the user: a dictionary key; for a server's refusal, its own (English) sentence too. */
+export interface Message {
+  key: Key;
+  params?: Params;
+  detail?: string;
+}
+/** A message as shown: a headline, and the server's sentence under it. */
+export interface Shown {
+  headline?: string;
+  detail?: string;
+}
 
 export const LOCALES: { id: Locale; label: string }[] = [
   { id: "en", label: "English" },
@@ -59,8 +69,14 @@ export function t(key: Key, params?: Params): string {
   return translate(locale.value, key, params);
 }
 
-export function say(message: Message): string {
-  return "text" in message ? message.text : t(message.key, message.params);
+/**
+ * A message as headline and detail. Next to a field, someone reading English gets the server's sentence
+ * alone: it already names the field and says how to fix it, so a headline would say it twice.
+ */
+export function shown(message: Message, atField = false): Shown {
+  if (!message.detail) return { headline: t(message.key, message.params) };
+  if (atField && locale.value === "en") return { detail: message.detail };
+  return { headline: t(message.key, message.params), detail: message.detail };
 }
 
 export function isKey(name: string): name is Key {

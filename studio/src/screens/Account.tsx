@@ -3,11 +3,13 @@
 // signed in. Each section loads its own part of /api/v1/account.
 import { useState } from "preact/hooks";
 import { kinema } from "../api/client";
+import { problemOf } from "../api/refusal";
 import { credentials, restoring, type Credentials } from "../auth/session";
 import { signOut } from "../auth/signin";
-import { problemOf, useRemote } from "../components/Remote";
 import { LanguageSelect } from "../components/LanguageSelect";
-import { say, t, type Message } from "../i18n";
+import { useRemote } from "../components/Remote";
+import { Say } from "../components/Say";
+import { t, type Message } from "../i18n";
 import { Keys } from "./account/Keys";
 import { Ledger } from "./account/Ledger";
 import { Password } from "./account/Password";
@@ -44,7 +46,7 @@ function SignedIn({ who }: { who: Credentials }) {
       </button>
       {problem && (
         <p class="form-error" role="alert">
-          {say(problem)}
+          <Say message={problem} />
         </p>
       )}
     </div>

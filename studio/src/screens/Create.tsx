@@ -2,14 +2,16 @@
 // the tasks just made from here, live. Refusals from the API land next to the field they name.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError } from "../api/client";
+import { problemOf } from "../api/refusal";
 import { KINDS, type Kind, type ModelView } from "../api/views";
 import { FieldError } from "../components/FieldError";
 import { ImageDrop } from "../components/ImageDrop";
 import { ModelPicker } from "../components/ModelPicker";
 import { Rich } from "../components/Rich";
+import { Say } from "../components/Say";
 import { TaskCard } from "../components/TaskCard";
 import { VideoPicker } from "../components/VideoPicker";
-import { say, t, type Message } from "../i18n";
+import { t, type Message } from "../i18n";
 import { fieldOf, type Field } from "../lib/fields";
 import { go, href } from "../router";
 import { draft, maxDraws, patchDraft, toRequest, type FieldErrors } from "../state/draft";
@@ -281,7 +283,11 @@ export function Create({ kind }: { kind: Kind }) {
         </div>
         <aside class="create-settings" aria-label={t("create.settings")}>
           {models.value === null && !modelsError.value && <p class="muted">{t("models.loading")}</p>}
-          {modelsError.value && <p class="field-error">{modelsError.value.message}</p>}
+          {modelsError.value && (
+            <p class="field-error">
+              <Say message={problemOf(modelsError.value)} />
+            </p>
+          )}
           {models.value && !models.value.length && (
             <p class="field-error">
               <Rich text={t("models.none")} />
@@ -305,7 +311,7 @@ export function Create({ kind }: { kind: Kind }) {
           </div>
           {formError && (
             <p class="form-error" role="alert">
-              <Rich text={say(formError)} />
+              <Say message={formError} />
             </p>
           )}
         </aside>
@@ -326,16 +332,12 @@ function refused(
   setErrors: (errors: FieldErrors) => void,
   setFormError: (message: Message) => void,
 ): void {
-  if (!(error instanceof ApiError) || error.status === 0) {
-    setFormError({ key: "error.network" });
-    return;
-  }
-  const field = fieldOf(error.message);
+  const field = error instanceof ApiError && error.status ? fieldOf(error.message) : null;
   if (field && USED[kind].includes(field)) {
-    const errors = { [field]: { text: error.message } };
+    const errors = { [field]: problemOf(error) };
     setErrors(errors);
     focusFirst(kind, errors);
   } else {
-    setFormError({ key: "create.formError", params: { message: error.message } });
+    setFormError(problemOf(error));
   }
 }

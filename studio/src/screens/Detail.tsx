@@ -1,10 +1,10 @@
 // One result, above the library: the player, its draws, every parameter and the seed, and what to do
 // next (reuse the settings, extend by 5 s, download, delete).
 import { useEffect, useRef, useState } from "preact/hooks";
-import { ApiError } from "../api/client";
+import { problemOf } from "../api/refusal";
 import type { Output, TaskView } from "../api/views";
-import { Rich } from "../components/Rich";
-import { isKey, locale, t } from "../i18n";
+import { Say } from "../components/Say";
+import { isKey, locale, t, type Message } from "../i18n";
 import { dateTime, fileName } from "../lib/format";
 import { pickImage } from "../lib/images";
 import { go, href } from "../router";
@@ -110,14 +110,14 @@ function Player({ output, label }: { output: Output; label: string }) {
 function Actions({ task, output }: { task: TaskView; output: Output }) {
   const [busy, setBusy] = useState<"extend" | "delete" | null>(null);
   const [confirming, setConfirming] = useState(false);
-  const [problem, setProblem] = useState<string | null>(null);
+  const [problem, setProblem] = useState<Message | null>(null);
   const run = async (what: "extend" | "delete", action: () => Promise<void>) => {
     setBusy(what);
     setProblem(null);
     try {
       await action();
     } catch (error) {
-      setProblem(error instanceof ApiError && error.status ? error.message : t("error.network"));
+      setProblem(problemOf(error));
     } finally {
       setBusy(null);
     }
@@ -165,7 +165,7 @@ function Actions({ task, output }: { task: TaskView; output: Output }) {
       )}
       {problem && (
         <p class="card-error" role="alert">
-          <Rich text={problem} />
+          <Say message={problem} />
         </p>
       )}
     </div>

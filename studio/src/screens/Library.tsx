@@ -1,11 +1,12 @@
 // Library: finished results newest first, filtered by kind, model and date on the server;
 // the draws of one request side by side. A result opens in the detail view above the grid.
 import { useEffect, useState } from "preact/hooks";
-import { ApiError, kinema } from "../api/client";
+import { kinema } from "../api/client";
+import { problemOf } from "../api/refusal";
 import { KINDS, type Kind, type TaskView } from "../api/views";
-import { Rich } from "../components/Rich";
+import { Say } from "../components/Say";
 import { Thumb } from "../components/Thumb";
-import { locale, t } from "../i18n";
+import { locale, t, type Message } from "../i18n";
 import { dateTime, since } from "../lib/format";
 import { href } from "../router";
 import { models } from "../state/models";
@@ -107,7 +108,7 @@ export function Library({ taskId, index }: { taskId?: string; index?: number }) 
   const [items, setItems] = useState<TaskView[]>([]);
   const [total, setTotal] = useState(0);
   const [loading, setLoading] = useState(true);
-  const [problem, setProblem] = useState<string | null>(null);
+  const [problem, setProblem] = useState<Message | null>(null);
 
   const load = async (offset: number) => {
     setLoading(true);
@@ -126,7 +127,7 @@ export function Library({ taskId, index }: { taskId?: string; index?: number }) 
       setItems((old) => (offset ? [...old, ...page.tasks] : page.tasks));
       setTotal(page.total);
     } catch (error) {
-      setProblem(error instanceof ApiError && error.status ? error.message : t("error.network"));
+      setProblem(problemOf(error));
     } finally {
       setLoading(false);
     }
@@ -157,7 +158,7 @@ export function Library({ taskId, index }: { taskId?: string; index?: number }) 
       </div>
       {problem && (
         <p class="form-error" role="alert">
-          <Rich text={problem} />{" "}
+          <Say message={problem} />{" "}
           <button type="button" class="button ghost small" onClick={() => void load(0)}>
             {t("common.retryLoad")}
           </button>

@@ -4,7 +4,8 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { signInProblem, signInWithKeys, signInWithPassword } from "../auth/signin";
 import { FieldError } from "../components/FieldError";
 import { Rich } from "../components/Rich";
-import { say, t, type Key, type Message } from "../i18n";
+import { Say } from "../components/Say";
+import { t, type Key, type Message } from "../i18n";
 import { go } from "../router";
 import { loadModels } from "../state/models";
 
@@ -178,7 +179,7 @@ export function SignIn() {
       )}
       {problem && (
         <p class="form-error" role="alert">
-          <Rich text={say(problem)} />
+          <Say message={problem} />
         </p>
       )}
       <button type="submit" class="button primary" disabled={busy}>

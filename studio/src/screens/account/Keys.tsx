@@ -2,10 +2,12 @@
 // is shown once with copy buttons, and revoking a key after a confirmation.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { kinema } from "../../api/client";
+import { problemOf } from "../../api/refusal";
 import type { KeyKind, KeyView, NewKey } from "../../api/views";
 import { credentials } from "../../auth/session";
-import { problemOf, RemoteState, useRemote } from "../../components/Remote";
-import { locale, say, t, type Message } from "../../i18n";
+import { RemoteState, useRemote } from "../../components/Remote";
+import { Say } from "../../components/Say";
+import { locale, t, type Message } from "../../i18n";
 import { dateTime } from "../../lib/format";
 import { toast } from "../../state/toasts";
 
@@ -140,7 +142,7 @@ function Row(props: { item: KeyView; onRevoked: () => void }) {
       )}
       {problem && (
         <p class="card-error" role="alert">
-          {say(problem)}
+          <Say message={problem} />
         </p>
       )}
     </li>
@@ -182,7 +184,7 @@ export function Keys() {
       </div>
       {problem && (
         <p class="card-error" role="alert">
-          {say(problem)}
+          <Say message={problem} />
         </p>
       )}
       {made && <Created made={made} onDone={() => setMade(null)} />}

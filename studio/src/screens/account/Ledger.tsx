@@ -2,9 +2,10 @@
 // newest first, a page at a time.
 import { useEffect, useState } from "preact/hooks";
 import { kinema } from "../../api/client";
+import { problemOf } from "../../api/refusal";
 import type { LedgerEntry } from "../../api/views";
-import { problemOf } from "../../components/Remote";
-import { locale, named, say, t, type Message } from "../../i18n";
+import { Say } from "../../components/Say";
+import { locale, named, t, type Message } from "../../i18n";
 import { credits, dateTime, shortId } from "../../lib/format";
 
 export const LEDGER_PAGE = 20;
@@ -76,7 +77,7 @@ export function Ledger() {
       )}
       {problem && (
         <p class="card-error" role="alert">
-          {say(problem)}{" "}
+          <Say message={problem} />{" "}
           <button type="button" class="button small" onClick={() => void load(entries.length)}>
             {t("common.retryLoad")}
           </button>

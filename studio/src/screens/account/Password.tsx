@@ -3,9 +3,10 @@
 // ends with the change.
 import { useState } from "preact/hooks";
 import { ApiError, kinema } from "../../api/client";
+import { problemOf } from "../../api/refusal";
 import { FieldError } from "../../components/FieldError";
-import { problemOf } from "../../components/Remote";
-import { say, t, type Key, type Message } from "../../i18n";
+import { Say } from "../../components/Say";
+import { t, type Key, type Message } from "../../i18n";
 import {
   checkPasswordForm,
   passwordFieldOf,
@@ -52,7 +53,7 @@ export function Password(props: { name: string; hasPassword: boolean; onChanged:
       onChanged();
     } catch (error) {
       const field = error instanceof ApiError && error.status === 400 ? passwordFieldOf(error.message) : null;
-      if (field) refuse({ [field]: { text: error instanceof Error ? error.message : String(error) } });
+      if (field) refuse({ [field]: problemOf(error) });
       else setProblem(problemOf(error));
     } finally {
       setBusy(false);
@@ -94,7 +95,7 @@ export function Password(props: { name: string; hasPassword: boolean; onChanged:
         )}
         {problem && (
           <p class="form-error" role="alert">
-            {say(problem)}
+            <Say message={problem} />
           </p>
         )}
         {done && (

@@ -2,9 +2,11 @@
 // but this.
 import { useEffect, useState } from "preact/hooks";
 import { kinema } from "../../api/client";
+import { problemOf } from "../../api/refusal";
 import type { WebSession } from "../../api/views";
-import { problemOf, RemoteState, useRemote } from "../../components/Remote";
-import { locale, say, t, type Message } from "../../i18n";
+import { RemoteState, useRemote } from "../../components/Remote";
+import { Say } from "../../components/Say";
+import { locale, t, type Message } from "../../i18n";
 import { browserName, dateTime } from "../../lib/format";
 
 export function Sessions({ stamp }: { stamp: number }) {
@@ -77,7 +79,7 @@ export function Sessions({ stamp }: { stamp: number }) {
       )}
       {problem && (
         <p class="card-error" role="alert">
-          {say(problem)}
+          <Say message={problem} />
         </p>
       )}
     </section>

@@ -2,11 +2,13 @@
 // Signed in by cookie, a plain link downloads it; signed in by key, the file is fetched with the
 // Authorization header and saved from a blob.
 import { useState } from "preact/hooks";
-import { kinema } from "../../api/client";
+import { ApiError, kinema } from "../../api/client";
+import { problemOf } from "../../api/refusal";
 import type { UsageRow } from "../../api/views";
 import { authHeaders, credentials } from "../../auth/session";
 import { RemoteState, useRemote } from "../../components/Remote";
-import { locale, named, say, t, type Message } from "../../i18n";
+import { Say } from "../../components/Say";
+import { locale, named, t, type Message } from "../../i18n";
 import { credits, dateTime, lastDays, shortId } from "../../lib/format";
 
 export const USAGE_DAYS = 30;
@@ -30,7 +32,10 @@ export function usageTotals(rows: readonly UsageRow[]): { seconds: number; image
 
 async function saveCsv(url: string): Promise<void> {
   const response = await fetch(url, { headers: await authHeaders("GET"), credentials: "same-origin" });
-  if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+  if (!response.ok) {
+    const body = (await response.json().catch(() => ({}))) as { code?: number; message?: string };
+    throw new ApiError(response.status, body.code ?? 0, body.message ?? response.statusText);
+  }
   const link = document.createElement("a");
   link.href = URL.createObjectURL(await response.blob());
   link.download = CSV_NAME;
@@ -54,14 +59,14 @@ function Download({ url }: { url: string }) {
         class="button"
         onClick={() => {
           setProblem(null);
-          saveCsv(url).catch((error: unknown) => setProblem({ text: String(error) }));
+          saveCsv(url).catch((error: unknown) => setProblem(problemOf(error)));
         }}
       >
         {t("usage.csv")}
       </button>
       {problem && (
         <p class="card-error" role="alert">
-          {say(problem)}
+          <Say message={problem} />
         </p>
       )}
     </>
