@@ -89,7 +89,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(session.router, responses=ERROR_RESPONSES, dependencies=checked)
 
     @app.get("/healthz", tags=["operations"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 

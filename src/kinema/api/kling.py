@@ -16,7 +16,7 @@ from kinema.api import submit as sub
 from kinema.api.auth import Caller
 from kinema.api.bodies import Body
 from kinema.api.context import ApiContext
-from kinema.api.deps import caller, context
+from kinema.api.deps import caller, context, quick_read
 from kinema.api.errors import ApiError, envelope
 from kinema.api.views import kling_task, ms
 from kinema.jobs import Task
@@ -255,9 +255,13 @@ def _find(ctx: ApiContext, who: Caller, kind: Kind, ident: str) -> Task:
 
 
 def _register_queries(path: str, kind: Kind) -> None:
-    def one(ident: str, ctx: Ctx, who: Who) -> dict[str, Any]:
+    def found(ident: str, ctx: ApiContext, who: Caller) -> dict[str, Any]:
         task = _find(ctx, who, kind, ident)
         return envelope(kling_task(task, ctx.storage, link_seconds=ctx.config.link_seconds))
+
+    async def one(ident: str, ctx: Ctx, who: Who) -> dict[str, Any]:
+        # The polling path: a coroutine, whose read runs on the event loop when the store allows.
+        return await quick_read(ctx, found, ident, ctx, who)
 
     def page(
         ctx: Ctx,
@@ -267,7 +271,7 @@ def _register_queries(path: str, kind: Kind) -> None:
         external_task_id: Annotated[str | None, Query(max_length=256)] = None,
     ) -> dict[str, Any]:
         if external_task_id is not None:
-            return one(external_task_id, ctx, who)
+            return found(external_task_id, ctx, who)
         tasks = ctx.store.list(
             who.account_id, kinds=[kind], offset=(page_num - 1) * page_size, limit=page_size
         ).tasks

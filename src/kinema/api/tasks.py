@@ -22,7 +22,7 @@ from kinema.api import submit as sub
 from kinema.api.auth import Caller
 from kinema.api.bodies import Body
 from kinema.api.context import ApiContext
-from kinema.api.deps import caller, context
+from kinema.api.deps import caller, context, quick_read
 from kinema.api.errors import ApiError, envelope
 from kinema.api.views import MAX_MS, kinema_task
 from kinema.jobs import InvalidTransition, Status, Task, TaskNotFound
@@ -149,8 +149,9 @@ def create_task(body: TaskCreate, ctx: Ctx, who: Who) -> dict[str, Any]:
 
 
 @router.get("/tasks/{task_id}")
-def get_task(task_id: str, ctx: Ctx, who: Who) -> dict[str, Any]:
-    return envelope(_view(ctx, _owned(ctx, who, task_id)))
+async def get_task(task_id: str, ctx: Ctx, who: Who) -> dict[str, Any]:
+    # The polling path: a coroutine, whose read runs on the event loop when the store allows.
+    return envelope(_view(ctx, await quick_read(ctx, _owned, ctx, who, task_id)))
 
 
 @router.get("/tasks")

@@ -39,6 +39,8 @@ from kinema.spec import Kind
 
 
 class MemoryTaskStore:
+    local_reads = True  # a dict lookup under a lock held only for microseconds
+
     def __init__(
         self,
         *,

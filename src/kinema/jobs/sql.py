@@ -133,6 +133,8 @@ class SqlTaskStore:
         self._aging = aging_seconds
         self.outbox = SqlOutbox(engine, clock=self._clock, retention=retention)
         self._reads = sessionmaker(engine, expire_on_commit=False)
+        # A SQLite reader in WAL mode never waits for writers; a Postgres read is a network round trip.
+        self.local_reads = engine.dialect.name == "sqlite"
         # One statement needs no transaction around it: on SQLite no BEGIN, on Postgres autocommit (no
         # BEGIN and ROLLBACK round trips: a poll costs one round trip, not three).
         self._single_reads = (
