@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -52,7 +57,7 @@ def test_connections_racing_on_a_fresh_sqlite_file_all_end_in_wal_mode(tmp_path:
 
 
 def _write_lock_of(engine: Engine) -> threading.Lock:
-    return database._write_lock(str(Path(engine.url.database or "").resolve()))
+    return database._writer_queue(str(Path(engine.url.database or "").resolve())).threads
 
 
 def test_sqlite_writers_of_a_process_queue_on_one_lock_held_until_commit_or_rollback(
@@ -118,6 +123,70 @@ def test_postgres_pool_size_is_set_and_checked() -> None:
     engine.dispose()
     with pytest.raises(InvalidRequest, match="at least 1 connection"):
         make_engine("postgresql://u@127.0.0.1:1/db", pool_size=0)
+
+
+def test_writers_of_other_processes_wait_on_the_file_lock_then_go(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    engine = make_engine(f"sqlite:///{path}")
+    writer = engine.execution_options(kinema_sqlite_begin="IMMEDIATE")
+    with writer.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+    other = os.open(f"{path}.writers", os.O_RDWR)  # another process's writer, as far as flock knows
+    fcntl.flock(other, fcntl.LOCK_EX)
+    threading.Timer(0.5, fcntl.flock, (other, fcntl.LOCK_UN)).start()
+    began = time.monotonic()
+    with writer.begin() as connection:
+        waited = time.monotonic() - began
+        connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+    os.close(other)
+    assert waited >= 0.4  # it queued behind the other writer ...
+    fcntl.flock(os.open(f"{path}.writers", os.O_RDWR), fcntl.LOCK_EX | fcntl.LOCK_NB)  # ... and let go
+    engine.dispose()
+
+
+def test_a_file_lock_never_let_go_delays_writes_by_the_busy_timeout_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_S", 0.3)
+    path = tmp_path / "stuck.db"
+    engine = make_engine(f"sqlite:///{path}")
+    writer = engine.execution_options(kinema_sqlite_begin="IMMEDIATE")
+    with writer.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+    stuck = os.open(f"{path}.writers", os.O_RDWR)
+    fcntl.flock(stuck, fcntl.LOCK_EX)  # a stopped process that holds the lock and never writes
+    with writer.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
+    assert not _write_lock_of(engine).locked()
+    os.close(stuck)
+    engine.dispose()
+
+
+def test_two_processes_adding_to_one_counter_lose_no_write(tmp_path: Path) -> None:
+    path = tmp_path / "counter.db"
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.execution_options(kinema_sqlite_begin="IMMEDIATE").begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE counter (n INTEGER)")
+        connection.exec_driver_sql("INSERT INTO counter VALUES (0)")
+    script = (
+        "import sys\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from kinema.db import make_engine\n"
+        "engine = make_engine(sys.argv[1]).execution_options(kinema_sqlite_begin='IMMEDIATE')\n"
+        "def add(_):\n"
+        "    with engine.begin() as c:\n"
+        "        n = c.exec_driver_sql('SELECT n FROM counter').scalar()\n"
+        "        c.exec_driver_sql(f'UPDATE counter SET n = {n + 1}')\n"
+        "with ThreadPoolExecutor(4) as pool:\n"
+        "    list(pool.map(add, range(150)))\n"
+    )
+    children = [subprocess.Popen([sys.executable, "-c", script, f"sqlite:///{path}"]) for _ in range(2)]
+    assert [child.wait(timeout=120) for child in children] == [0, 0]
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT n FROM counter").scalar() == 300
+    engine.dispose()
 
 
 @pytest.mark.postgres

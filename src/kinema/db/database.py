@@ -1,15 +1,17 @@
 """Connecting to Kinema's database: URL parsing and one engine per URL, tuned per database.
 
 SQLite runs in WAL mode with a busy timeout, and every write transaction opens with `BEGIN IMMEDIATE`
-(ask for it with the execution option `kinema_sqlite_begin`). Within one process the writers of a
-database file also queue on one lock before they BEGIN, and the lock passes to the next writer the moment
-the last one commits; SQLite's own busy handler, which polls with sleeps of up to 100 ms, is then left to
-arbitrate between processes only. Postgres goes through psycopg 3. This module knows connections, not
+(ask for it with the execution option `kinema_sqlite_begin`). Writers of a database file also queue
+before they BEGIN — on a lock within the process and an advisory file lock across processes — which
+passes to the next writer the moment the last one commits; SQLite's own busy handler, which polls with
+sleeps of up to 100 ms, is left to arbitrate only with writers outside Kinema. Postgres goes through
+psycopg 3. This module knows connections, not
 tables.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -22,34 +24,88 @@ from sqlalchemy.exc import ArgumentError, DisconnectionError, NoSuchModuleError
 
 from kinema.errors import InvalidRequest, KinemaError
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 SQLITE_BUSY_TIMEOUT_S = 30
-_WRITE_LOCKS: dict[str, threading.Lock] = {}
-_WRITE_LOCKS_GUARD = threading.Lock()
+_WRITE_QUEUES: dict[str, _WriterQueue] = {}
+_WRITE_QUEUES_GUARD = threading.Lock()
 
 
-def _write_lock(path: str) -> threading.Lock:
-    """The in-process lock of the writers of one SQLite file (every engine on it shares it)."""
-    with _WRITE_LOCKS_GUARD:
-        return _WRITE_LOCKS.setdefault(path, threading.Lock())
+class _WriterQueue:
+    """The writers of one SQLite file: first an in-process lock, then an advisory lock (flock) on the file
+    `<database>.writers` beside it, which the writers of every Kinema process on the file take.
+
+    Both locks pass to the next writer the moment the last one's COMMIT or ROLLBACK returns (the
+    in-process one wakes a waiting thread; the cross-process one is tried every 0.2 to 2 ms), where
+    SQLite's own busy handler would sleep up to 100 ms between tries. Each wait is bounded by the busy
+    timeout: a writer that waited that long goes ahead to BEGIN and lets SQLite decide, so a lock held by
+    a stuck process or leaked by a bug slows writes but never stops them. A killed process's flock is
+    released by the kernel.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.threads = threading.Lock()
+        self.lock_path = f"{path}.writers"
+        self._file: tuple[int, int] | None = None  # (pid, fd): reopened in a forked child
+        self._flocked = False
+
+    def acquire(self) -> bool:
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+        if not self.threads.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
+            return False
+        if fcntl is None:  # no flock (Windows): SQLite's busy handler arbitrates between processes
+            return True
+        fd, pause = self._fd(), 0.0002
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._flocked = True
+                return True
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return True  # this process's writers stay queued; SQLite decides the rest
+                time.sleep(pause)  # lets go of the GIL
+                pause = min(2 * pause, 0.002)
+
+    def release(self) -> None:
+        if self._flocked:
+            self._flocked = False
+            assert fcntl is not None and self._file is not None
+            fcntl.flock(self._file[1], fcntl.LOCK_UN)
+        self.threads.release()
+
+    def _fd(self) -> int:
+        if self._file is None or self._file[0] != os.getpid():
+            self._file = (os.getpid(), os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600))
+        return self._file[1]
+
+
+def _writer_queue(path: str) -> _WriterQueue:
+    """The writer queue of one SQLite file (every engine of this process on it shares it)."""
+    with _WRITE_QUEUES_GUARD:
+        if path not in _WRITE_QUEUES:
+            _WRITE_QUEUES[path] = _WriterQueue(path)
+        return _WRITE_QUEUES[path]
 
 
 class _QueuedWriterConnection(sqlite3.Connection):
-    """A SQLite connection that holds its file's in-process write lock from `BEGIN IMMEDIATE` until its
-    COMMIT or ROLLBACK has finished, so the next writer of this process never meets SQLite's lock."""
+    """A SQLite connection that holds its file's writer queue from `BEGIN IMMEDIATE` until its COMMIT
+    or ROLLBACK has finished, so the next writer never meets SQLite's lock and its sleeping busy handler."""
 
-    write_lock: threading.Lock | None = None
+    write_queue: _WriterQueue | None = None
     holds_write_lock = False
 
     def queue_for_write(self) -> None:
-        # Bounded like SQLite's busy timeout: a writer that waited that long goes ahead to BEGIN and
-        # lets SQLite decide, so even a lock leaked by a bug would slow writes, never stop them.
-        if self.write_lock is not None and self.write_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
+        if self.write_queue is not None and self.write_queue.acquire():
             self.holds_write_lock = True
 
     def pass_write_lock(self) -> None:
-        if self.holds_write_lock and self.write_lock is not None:
+        if self.holds_write_lock and self.write_queue is not None:
             self.holds_write_lock = False
-            self.write_lock.release()
+            self.write_queue.release()
 
     def commit(self) -> None:
         try:
@@ -148,7 +204,7 @@ def _sqlite_engine(url: URL) -> Engine:
         raise InvalidRequest(f"folder {folder} for the SQLite database does not exist; create it first")
     # Enough pooled connections for every thread of the API's thread pool (40) plus workers: a smaller
     # pool made SQLAlchemy open and close a connection (and rerun the PRAGMAs) on most requests.
-    write_lock = _write_lock(str(Path(url.database).expanduser().resolve()))
+    write_queue = _writer_queue(str(Path(url.database).expanduser().resolve()))
     engine = create_engine(
         url,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "factory": _QueuedWriterConnection},
@@ -158,7 +214,7 @@ def _sqlite_engine(url: URL) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.write_lock = write_lock
+        dbapi_connection.write_queue = write_queue
         dbapi_connection.isolation_level = None  # the driver must not open transactions: we do, below
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
