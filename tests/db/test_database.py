@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from kinema.db import database, make_engine, normalise_url
-from kinema.errors import InvalidRequest
+from kinema.errors import InvalidRequest, KinemaError
 
 
 def test_a_postgres_url_means_psycopg_3() -> None:
@@ -161,6 +161,19 @@ def test_a_file_lock_never_let_go_delays_writes_by_the_busy_timeout_only(
         assert connection.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
     assert not _write_lock_of(engine).locked()
     os.close(stuck)
+    engine.dispose()
+
+
+def test_a_lock_file_that_cannot_be_opened_is_a_clear_error_and_blocks_no_one(tmp_path: Path) -> None:
+    path = tmp_path / "odd.db"
+    engine = make_engine(f"sqlite:///{path}")
+    Path(f"{path}.writers").mkdir()  # not a file: it cannot be opened for writing
+    writer = engine.execution_options(kinema_sqlite_begin="IMMEDIATE")
+    for _ in range(2):  # the second writer is refused the same way, not left waiting
+        refused = pytest.raises(KinemaError, match=r"odd\.db\.writers .*make its folder writable")
+        with refused, writer.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+    assert not _write_lock_of(engine).locked()
     engine.dispose()
 
 

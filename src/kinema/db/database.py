@@ -5,8 +5,7 @@ SQLite runs in WAL mode with a busy timeout, and every write transaction opens w
 before they BEGIN — on a lock within the process and an advisory file lock across processes — which
 passes to the next writer the moment the last one commits; SQLite's own busy handler, which polls with
 sleeps of up to 100 ms, is left to arbitrate only with writers outside Kinema. Postgres goes through
-psycopg 3. This module knows connections, not
-tables.
+psycopg 3. This module knows connections, not tables.
 """
 
 from __future__ import annotations
@@ -58,15 +57,23 @@ class _WriterQueue:
             return False
         if fcntl is None:  # no flock (Windows): SQLite's busy handler arbitrates between processes
             return True
+        try:
+            self._flocked = self._flock(deadline)
+        except BaseException:  # the lock file cannot be opened or locked: let the next writer in
+            self.threads.release()
+            raise
+        return True
+
+    def _flock(self, deadline: float) -> bool:
+        assert fcntl is not None
         fd, pause = self._fd(), 0.0002
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self._flocked = True
                 return True
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    return True  # this process's writers stay queued; SQLite decides the rest
+                    return False  # this process's writers stay queued; SQLite decides the rest
                 time.sleep(pause)  # lets go of the GIL
                 pause = min(2 * pause, 0.002)
 
@@ -79,7 +86,14 @@ class _WriterQueue:
 
     def _fd(self) -> int:
         if self._file is None or self._file[0] != os.getpid():
-            self._file = (os.getpid(), os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600))
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as error:
+                raise KinemaError(
+                    f"cannot open {self.lock_path} ({error.strerror}); Kinema's processes queue their "
+                    "SQLite writes on this file beside the database: make its folder writable"
+                ) from None
+            self._file = (os.getpid(), fd)
         return self._file[1]
 
 
