@@ -141,7 +141,11 @@ def test_a_background_writer_writes_the_same_video_as_one_in_the_callers_thread(
     inline = video.read_video(tmp_path / "inline.mp4", **LIMITS, size=(27, 48))
     background = video.read_video(tmp_path / "bg.mp4", **LIMITS, size=(27, 48))
     assert background.info == inline.info
-    assert np.array_equal(background.frames, inline.frames)
+    # Frame by frame, as close to the source as the inline video (x264 under load need not repeat
+    # itself bit for bit); a writer that kept the caller's buffer would show the last batch's object.
+    for got, same, want in zip(background.frames, inline.frames, frames, strict=True):
+        assert np.abs(got.astype(np.float64) - want).mean() < 3.0
+        assert np.abs(got.astype(np.float64) - same).mean() < 1.0
 
 
 def test_a_background_encoding_error_reaches_the_caller_and_leaves_no_file(
