@@ -60,6 +60,15 @@ def _write_lock_of(engine: Engine) -> threading.Lock:
     return database._writer_queue(str(Path(engine.url.database or "").resolve())).threads
 
 
+def _with_table(path: Path) -> tuple[Engine, Engine]:
+    """An engine on a fresh SQLite file holding table t (n INTEGER), and its writer (BEGIN IMMEDIATE)."""
+    engine = make_engine(f"sqlite:///{path}")
+    writer = engine.execution_options(kinema_sqlite_begin="IMMEDIATE")
+    with writer.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+    return engine, writer
+
+
 def test_sqlite_writers_of_a_process_queue_on_one_lock_held_until_commit_or_rollback(
     tmp_path: Path,
 ) -> None:
@@ -99,11 +108,8 @@ def test_a_write_that_cannot_begin_passes_the_lock_on(
 ) -> None:
     monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_S", 0.2)
     path = tmp_path / "busy.db"
-    engine = make_engine(f"sqlite:///{path}")
+    engine, writer = _with_table(path)
     lock = _write_lock_of(engine)
-    writer = engine.execution_options(kinema_sqlite_begin="IMMEDIATE")
-    with writer.begin() as connection:
-        connection.exec_driver_sql("CREATE TABLE t (n INTEGER)")
     other = sqlite3.connect(path, isolation_level=None)  # another process's writer, as far as SQLite knows
     other.execute("BEGIN IMMEDIATE")
     with pytest.raises(OperationalError, match="locked"), writer.begin():
@@ -127,10 +133,7 @@ def test_postgres_pool_size_is_set_and_checked() -> None:
 
 def test_writers_of_other_processes_wait_on_the_file_lock_then_go(tmp_path: Path) -> None:
     path = tmp_path / "shared.db"
-    engine = make_engine(f"sqlite:///{path}")
-    writer = engine.execution_options(kinema_sqlite_begin="IMMEDIATE")
-    with writer.begin() as connection:
-        connection.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+    engine, writer = _with_table(path)
     other = os.open(f"{path}.writers", os.O_RDWR)  # another process's writer, as far as flock knows
     fcntl.flock(other, fcntl.LOCK_EX)
     threading.Timer(0.5, fcntl.flock, (other, fcntl.LOCK_UN)).start()
@@ -138,9 +141,9 @@ def test_writers_of_other_processes_wait_on_the_file_lock_then_go(tmp_path: Path
     with writer.begin() as connection:
         waited = time.monotonic() - began
         connection.exec_driver_sql("INSERT INTO t VALUES (1)")
-    os.close(other)
     assert waited >= 0.4  # it queued behind the other writer ...
-    fcntl.flock(os.open(f"{path}.writers", os.O_RDWR), fcntl.LOCK_EX | fcntl.LOCK_NB)  # ... and let go
+    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ... and let go when done
+    os.close(other)
     engine.dispose()
 
 
@@ -149,10 +152,7 @@ def test_a_file_lock_never_let_go_delays_writes_by_the_busy_timeout_only(
 ) -> None:
     monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_S", 0.3)
     path = tmp_path / "stuck.db"
-    engine = make_engine(f"sqlite:///{path}")
-    writer = engine.execution_options(kinema_sqlite_begin="IMMEDIATE")
-    with writer.begin() as connection:
-        connection.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+    engine, writer = _with_table(path)
     stuck = os.open(f"{path}.writers", os.O_RDWR)
     fcntl.flock(stuck, fcntl.LOCK_EX)  # a stopped process that holds the lock and never writes
     with writer.begin() as connection:

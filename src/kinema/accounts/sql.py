@@ -39,9 +39,8 @@ from kinema.accounts.store import (
     missing_key,
 )
 from kinema.accounts.usage import UsageRow, usage_rows
-from kinema.db import migrate
 from kinema.db.clock import Clock, SystemClock, to_ms
-from kinema.db.database import make_engine
+from kinema.db.migrate import open_database
 from kinema.errors import KinemaError
 
 _DAY = timedelta(days=1)
@@ -49,16 +48,9 @@ _ATTEMPTS = 3  # a fresh random id or key collides only by a freak of chance; th
 _COLLIDED = "three fresh random ids or keys collided in a row; the random source is broken, report a bug"
 
 
-def open_accounts(url: str | Engine, *, clock: Clock | None = None) -> SqlAccountStore:
-    """Connect to `url` (sqlite:///path or postgresql://..., or an engine another store shares), apply
-    pending migrations, return the store."""
-    engine = make_engine(url) if isinstance(url, str) else url
-    try:
-        migrate.upgrade(engine)
-    except BaseException:
-        if isinstance(url, str):
-            engine.dispose()
-        raise
+def open_accounts(url: str, *, clock: Clock | None = None) -> SqlAccountStore:
+    """Connect to `url` (sqlite:///path or postgresql://...), apply pending migrations, return the store."""
+    engine = open_database(url)
     return SqlAccountStore(engine, clock=clock)
 
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from kinema.accounts import SqlAccountStore, open_accounts
+from kinema.accounts import SqlAccountStore
 from kinema.accounts.billing import Billing
 from kinema.accounts.prices import PriceTable
-from kinema.db import make_engine
+from kinema.db import open_database
 from kinema.errors import KinemaError
-from kinema.jobs import Callback, CallbackFor, SqlTaskStore, Task, open_store
+from kinema.jobs import Callback, CallbackFor, SqlTaskStore, Task
 from kinema.net.fetch import FetchPolicy
 from kinema.net.webhooks import CallbackSender, json_body
 from kinema.settings import Settings
@@ -86,14 +86,15 @@ def build_services(settings: Settings) -> Services:
     alike, charges, refunds and records callbacks the same way."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     secret = signing_secret(settings)
-    # One engine, so one connection pool, for both stores of the process: a create's billing and its
-    # task row already share a transaction, and a poll should not wait for a pool of its own.
-    engine = make_engine(settings.resolved_database_url(), pool_size=settings.database_pool)
-    accounts = open_accounts(engine)
+    # One engine, so one connection pool and one migration check, for both stores of the process: a
+    # create's billing and its task row already share a transaction, and a poll should not wait for a
+    # pool of its own.
+    engine = open_database(settings.resolved_database_url(), pool_size=settings.database_pool)
+    accounts = SqlAccountStore(engine)
     prices = PriceTable.from_toml(settings.prices_file) if settings.prices_file else PriceTable()
     billing = Billing(accounts, prices=prices)
     storage = build_storage(settings, secret)
-    store = open_store(
+    store = SqlTaskStore(
         engine,
         retention=timedelta(days=settings.retention_days),
         hook=billing.hook,

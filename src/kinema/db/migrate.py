@@ -17,6 +17,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, MetaData, text
 
+from kinema.db.database import POSTGRES_POOL_SIZE, make_engine
+
 SCRIPT_LOCATION = "kinema.db:migrations"
 _PG_LOCK_KEY = 0x6B696E656D61  # "kinema" in ASCII
 # Alembic's `op` and `context` are process-wide proxies, so one thread at a time may migrate.
@@ -36,6 +38,17 @@ def head() -> str:
             f"no migrations found in {SCRIPT_LOCATION}; reinstall kinema, the package is incomplete"
         )
     return revision
+
+
+def open_database(url: str, *, pool_size: int = POSTGRES_POOL_SIZE) -> Engine:
+    """Connect to `url` and bring it to the newest schema: the engine every store of a process shares."""
+    engine = make_engine(url, pool_size=pool_size)
+    try:
+        upgrade(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
 
 
 def upgrade(engine: Engine, target: str = "head") -> None:

@@ -32,10 +32,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from kinema.db import migrate
 from kinema.db.clock import Clock, SystemClock, to_ms
-from kinema.db.database import make_engine
 from kinema.db.events import EventName, TaskHook
+from kinema.db.migrate import open_database
 from kinema.jobs import transitions as tr
 from kinema.jobs.ids import new_task_id
 from kinema.jobs.outbox import CallbackFor, callback_of
@@ -67,7 +66,7 @@ _BY_EXTERNAL = select(TASKS).where(
 
 
 def open_store(
-    url: str | Engine,
+    url: str,
     *,
     clock: Clock | None = None,
     retention: timedelta = DEFAULT_RETENTION,
@@ -75,8 +74,7 @@ def open_store(
     callbacks: CallbackFor | None = None,
     aging_seconds: float = AGING_SECONDS,
 ) -> SqlTaskStore:
-    """Connect to `url` (sqlite:///path or postgresql://..., or an engine another store shares), apply
-    pending migrations, return the store.
+    """Connect to `url` (sqlite:///path or postgresql://...), apply pending migrations, return the store.
 
     The migrations bring the whole database up to date, the accounts' tables included. `hook` runs in
     the transaction of every status change (see `kinema.db.events`); `callbacks` says what each change
@@ -84,13 +82,7 @@ def open_store(
     in waiting time (see `TaskStore.claim`).
     """
     tr.check_aging(aging_seconds)
-    engine = make_engine(url) if isinstance(url, str) else url
-    try:
-        migrate.upgrade(engine)
-    except BaseException:
-        if isinstance(url, str):
-            engine.dispose()
-        raise
+    engine = open_database(url)
     return SqlTaskStore(
         engine,
         clock=clock,
