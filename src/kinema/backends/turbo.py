@@ -21,12 +21,12 @@ import importlib
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from kinema.backends.guidance import transformers_of
 from kinema.errors import ModelLoadError
 
 TURBOS = ("off", "first-block", "magcache", "taylorseer")
 THRESHOLDS = {"first-block": 0.05, "magcache": 0.06}  # diffusers' defaults (FBC: Kinema's since #11180)
 TAYLORSEER = {"turbo_interval": 5, "turbo_warmup": 3}  # diffusers' cache_interval, disable_cache_before_step
-TRANSFORMERS = ("transformer", "transformer_2")  # Wan 2.2 A14B has two experts; both get the cache
 
 
 class TurboOptions(Protocol):
@@ -94,7 +94,7 @@ def enable(pipe: Any, options: TurboOptions, model: str) -> None:
     check(options, model)
     if options.turbo == "off":
         return
-    transformers = [t for t in (getattr(pipe, n, None) for n in TRANSFORMERS) if t is not None]
+    transformers = transformers_of(pipe)  # Wan 2.2 A14B has two experts; both get the cache
     if options.turbo == "magcache" and len(transformers) > 1:
         raise ModelLoadError(
             f"model {model!r}: MagCache counts steps per transformer and cannot follow Wan 2.2's switch "
