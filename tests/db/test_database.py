@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import sqlite3
@@ -199,6 +200,135 @@ def test_two_processes_adding_to_one_counter_lose_no_write(tmp_path: Path) -> No
     assert [child.wait(timeout=120) for child in children] == [0, 0]
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT n FROM counter").scalar() == 300
+    engine.dispose()
+
+
+def test_an_event_loop_holds_the_writer_turn_and_its_own_writes_skip_the_queue(tmp_path: Path) -> None:
+    engine, writer = _with_table(tmp_path / "turn.db")
+    lock = _write_lock_of(engine)
+    other_wrote = threading.Event()
+
+    def other_writer() -> None:  # a worker thread's write, arriving during the turn
+        with writer.begin() as connection:
+            connection.exec_driver_sql("INSERT INTO t VALUES (2)")
+        other_wrote.set()
+
+    async def main() -> threading.Thread:
+        async with database.write_turn(engine) as here:
+            assert here and lock.locked()
+            began = time.monotonic()
+            for n in (1, 1):  # two transactions in one turn: neither waits on the turn's own lock
+                with writer.begin() as connection:
+                    connection.exec_driver_sql(f"INSERT INTO t VALUES ({n})")
+                assert lock.locked()  # a commit does not end the turn
+            assert time.monotonic() - began < 5  # not the 30 s a writer queued behind itself would wait
+            thread = threading.Thread(target=other_writer)
+            thread.start()
+            assert not other_wrote.wait(0.3)  # the thread queues until the turn ends
+        return thread
+
+    asyncio.run(main()).join(timeout=30)
+    assert other_wrote.is_set() and not lock.locked()
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT n FROM t ORDER BY rowid").scalars().all() == [1, 1, 2]
+    engine.dispose()
+
+
+def _turn_while_others_run(engine: Engine) -> tuple[bool, float, int]:
+    """Take `engine`'s turn on a fresh loop; (held, seconds it took, ticks another coroutine made)."""
+
+    async def main() -> tuple[bool, float, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        running = asyncio.create_task(ticker())
+        began = time.monotonic()
+        async with database.write_turn(engine) as here:
+            took = time.monotonic() - began
+        running.cancel()
+        return here, took, ticks
+
+    return asyncio.run(main())
+
+
+def test_the_turn_waits_for_a_threads_write_without_blocking_the_loop(tmp_path: Path) -> None:
+    engine, _ = _with_table(tmp_path / "wait.db")
+    lock = _write_lock_of(engine)
+    lock.acquire()  # a thread of this process is writing
+    threading.Timer(0.3, lock.release).start()
+    here, took, ticks = _turn_while_others_run(engine)
+    assert here and took >= 0.25
+    assert ticks >= 10  # the loop kept serving while it waited
+    assert not lock.locked()
+    engine.dispose()
+
+
+def test_the_turn_waits_for_another_processs_writer_then_goes(tmp_path: Path) -> None:
+    path = tmp_path / "shared-turn.db"
+    engine, _ = _with_table(path)
+    other = os.open(f"{path}.writers", os.O_RDWR)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    threading.Timer(0.3, fcntl.flock, (other, fcntl.LOCK_UN)).start()
+    here, took, ticks = _turn_while_others_run(engine)
+    assert here and took >= 0.25 and ticks >= 10
+    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the turn let go of the file lock at its end
+    os.close(other)
+    assert not _write_lock_of(engine).locked()
+    engine.dispose()
+
+
+def test_no_turn_within_the_busy_timeout_yields_false_and_holds_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_S", 0.2)
+    path = tmp_path / "stuck-turn.db"
+    engine, _ = _with_table(path)
+    stuck = os.open(f"{path}.writers", os.O_RDWR)
+    fcntl.flock(stuck, fcntl.LOCK_EX)  # a stopped process holding the lock
+    here, took, _ = _turn_while_others_run(engine)
+    assert not here and 0.15 <= took < 5
+    assert not _write_lock_of(engine).locked()
+    os.close(stuck)
+    engine.dispose()
+
+
+def test_a_turn_cancelled_while_waiting_holds_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "cancel-turn.db"
+    engine, _ = _with_table(path)
+    other = os.open(f"{path}.writers", os.O_RDWR)
+    fcntl.flock(other, fcntl.LOCK_EX)
+
+    async def main() -> None:
+        async def take() -> None:
+            async with database.write_turn(engine):
+                raise AssertionError("the turn came while another process held the lock")
+
+        waiting = asyncio.create_task(take())
+        await asyncio.sleep(0.1)
+        assert _write_lock_of(engine).locked()  # it got the process's lock and waits for the file's
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    asyncio.run(main())
+    assert not _write_lock_of(engine).locked()
+    os.close(other)
+    engine.dispose()
+
+
+def test_postgres_has_no_writer_turn() -> None:
+    engine = make_engine("postgresql://u@127.0.0.1:1/db")  # connects lazily: no server needed
+
+    async def main() -> bool:
+        async with database.write_turn(engine) as here:
+            return here
+
+    assert asyncio.run(main()) is False
     engine.dispose()
 
 

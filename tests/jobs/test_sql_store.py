@@ -4,6 +4,7 @@ dies inside the hook), and keep the queue exact across real worker processes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 import signal
@@ -362,10 +363,16 @@ def test_killed_worker_process_task_is_finished_by_another(
 
 
 @over_sql
-def test_sqlite_reads_are_local_postgres_reads_are_not(sql_url: str) -> None:
+def test_sqlite_reads_and_writes_are_local_postgres_ones_are_not(sql_url: str) -> None:
+    async def in_turn(store: Any) -> bool:
+        async with store.write_turn() as here:
+            return bool(here)
+
     store = open_store(sql_url)
     try:
         assert store.local_reads is sql_url.startswith("sqlite")
+        assert asyncio.run(in_turn(store)) is sql_url.startswith("sqlite")
     finally:
         store.close()
     assert MemoryTaskStore().local_reads
+    assert asyncio.run(in_turn(MemoryTaskStore())) is True

@@ -48,6 +48,18 @@ async def quick_read(ctx: ApiContext, read: Callable[..., T], *args: Any) -> T:
     return await run_in_threadpool(read, *args)
 
 
+async def quick_write(ctx: ApiContext, write: Callable[..., T], *args: Any) -> T:
+    """Run `write` — a request whose only slow part is a task-store write — on the event loop within the
+    store's write turn (memory, SQLite), else on the thread pool (Postgres, or no turn within the busy
+    timeout). On a thread, a SQLite writer held the file's writer queue while it waited for the
+    interpreter lock between statements; on the loop nobody competes (docs/service.md). `write` must not
+    fetch, decode media, resolve names or touch remote storage: those belong on the thread pool."""
+    async with ctx.store.write_turn() as here:
+        if here:
+            return write(*args)
+    return await run_in_threadpool(write, *args)
+
+
 def csrf_token(ctx: ApiContext, session_token: str) -> str:
     """The CSRF token of a session: an HMAC of its cookie token under the server's secret."""
     mac = hmac.new(ctx.secret, b"kinema-csrf\x00" + session_token.encode(), hashlib.sha256)

@@ -16,7 +16,7 @@ from kinema.api import submit as sub
 from kinema.api.auth import Caller
 from kinema.api.bodies import Body
 from kinema.api.context import ApiContext
-from kinema.api.deps import caller, context, quick_read
+from kinema.api.deps import caller, context, quick_read, quick_write
 from kinema.api.errors import ApiError, envelope
 from kinema.api.views import kling_task, ms
 from kinema.jobs import Task
@@ -131,11 +131,17 @@ Ctx = Annotated[ApiContext, Depends(context)]
 Who = Annotated[Caller, Depends(caller)]
 
 
+# Creates without input images run on the event loop (`quick_write`); image2video decodes, perhaps
+# fetches, and stores its images on the thread pool.
 @router.post("/v1/videos/text2video")
-def create_text2video(body: Text2VideoCreate, ctx: Ctx, who: Who) -> dict[str, Any]:
+async def create_text2video(body: Text2VideoCreate, ctx: Ctx, who: Who) -> dict[str, Any]:
+    callback = await sub.callback_of(ctx, body.callback_url)
+    return await quick_write(ctx, _text2video, body, ctx, who, callback)
+
+
+def _text2video(body: Text2VideoCreate, ctx: ApiContext, who: Caller, callback: str | None) -> dict[str, Any]:
     entry = sub.model_for(ctx, body.model_name or body.model)
     assert entry.capabilities is not None
-    callback = sub.check_callback(ctx, body.callback_url)
     spec = sub.spec_or_error(
         TextToVideo,
         model=entry.id,
@@ -194,7 +200,12 @@ def create_image2video(body: Image2VideoCreate, ctx: Ctx, who: Who) -> dict[str,
 
 
 @router.post("/v1/videos/video-extend")
-def create_extend(body: ExtendCreate, ctx: Ctx, who: Who) -> dict[str, Any]:
+async def create_extend(body: ExtendCreate, ctx: Ctx, who: Who) -> dict[str, Any]:
+    callback = await sub.callback_of(ctx, body.callback_url)
+    return await quick_write(ctx, _extend, body, ctx, who, callback)
+
+
+def _extend(body: ExtendCreate, ctx: ApiContext, who: Caller, callback: str | None) -> dict[str, Any]:
     parent = sub.parent_video(ctx, who, body.video_id)
     step = ctx.config.extend_step_seconds
     if parent.duration + step > ctx.config.max_extend_seconds + 0.5:
@@ -205,7 +216,6 @@ def create_extend(body: ExtendCreate, ctx: Ctx, who: Who) -> dict[str, Any]:
         )
     entry = sub.model_for(ctx, str(parent.spec.get("model", "")) or None)
     assert entry.capabilities is not None
-    callback = sub.check_callback(ctx, body.callback_url)
     spec = sub.spec_or_error(
         ExtendVideo,
         model=entry.id,
@@ -225,12 +235,16 @@ def create_extend(body: ExtendCreate, ctx: Ctx, who: Who) -> dict[str, Any]:
 
 
 @router.post("/v1/images/generations")
-def create_image(body: ImageCreate, ctx: Ctx, who: Who) -> dict[str, Any]:
+async def create_image(body: ImageCreate, ctx: Ctx, who: Who) -> dict[str, Any]:
     if body.image:
         raise ApiError(1201, "image (a reference image) is not supported yet; leave it out")
+    callback = await sub.callback_of(ctx, body.callback_url)
+    return await quick_write(ctx, _image, body, ctx, who, callback)
+
+
+def _image(body: ImageCreate, ctx: ApiContext, who: Caller, callback: str | None) -> dict[str, Any]:
     entry = sub.model_for(ctx, body.model_name or body.model)
     assert entry.capabilities is not None
-    callback = sub.check_callback(ctx, body.callback_url)
     spec = sub.spec_or_error(
         TextToImage,
         model=entry.id,

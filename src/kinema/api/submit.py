@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from kinema.api.auth import Caller
 from kinema.api.catalog import CatalogEntry
@@ -78,6 +79,13 @@ def check_callback(ctx: ApiContext, url: str | None) -> str | None:
     except FetchError as exc:
         raise ApiError(1201, f"callback_url: {exc}") from None
     return url
+
+
+async def callback_of(ctx: ApiContext, url: str | None) -> str | None:
+    """`check_callback` on the thread pool (it may resolve the host's name), skipped when there is none."""
+    if url is None or url == "":
+        return None
+    return await run_in_threadpool(check_callback, ctx, url)
 
 
 def store_image(ctx: ApiContext, value: str, field: str, *, check_aspect: bool) -> tuple[str, float]:

@@ -22,7 +22,7 @@ from kinema.api import submit as sub
 from kinema.api.auth import Caller
 from kinema.api.bodies import Body
 from kinema.api.context import ApiContext
-from kinema.api.deps import caller, context, quick_read
+from kinema.api.deps import caller, context, quick_read, quick_write
 from kinema.api.errors import ApiError, envelope
 from kinema.api.views import MAX_MS, kinema_task
 from kinema.jobs import InvalidTransition, Status, Task, TaskNotFound
@@ -79,7 +79,15 @@ def _owned(ctx: ApiContext, who: Caller, task_id: str) -> Task:
 
 
 @router.post("/tasks")
-def create_task(body: TaskCreate, ctx: Ctx, who: Who) -> dict[str, Any]:
+async def create_task(body: TaskCreate, ctx: Ctx, who: Who) -> dict[str, Any]:
+    _check_fields(body)
+    callback = await sub.callback_of(ctx, body.callback_url)
+    if body.image or body.image_tail:  # decoded, perhaps fetched, and stored: the thread pool
+        return await run_in_threadpool(_create_task, body, ctx, who, callback)
+    return await quick_write(ctx, _create_task, body, ctx, who, callback)
+
+
+def _check_fields(body: TaskCreate) -> None:
     unused = {
         "text2video": ("image", "image_tail", "video_id", "seconds"),
         "image2video": ("video_id", "seconds"),
@@ -91,7 +99,9 @@ def create_task(body: TaskCreate, ctx: Ctx, who: Who) -> dict[str, Any]:
         raise ApiError(1201, f"{', '.join(given)} cannot be used with kind {body.kind!r}; leave it out")
     if body.kind != "text2image" and body.n > 4:
         raise ApiError(1201, "n: a video request draws at most 4 candidates")
-    callback = sub.check_callback(ctx, body.callback_url)
+
+
+def _create_task(body: TaskCreate, ctx: ApiContext, who: Caller, callback: str | None) -> dict[str, Any]:
     common: dict[str, Any] = dict(
         prompt=body.prompt, negative_prompt=body.negative_prompt, mode=body.mode, n=body.n, seed=body.seed,
         num_inference_steps=body.num_inference_steps, guidance_scale=body.guidance_scale,

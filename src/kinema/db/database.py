@@ -10,10 +10,14 @@ psycopg 3. This module knows connections, not tables.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import threading
 import time
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,7 @@ except ImportError:  # pragma: no cover - Windows
 SQLITE_BUSY_TIMEOUT_S = 30
 _WRITE_QUEUES: dict[str, _WriterQueue] = {}
 _WRITE_QUEUES_GUARD = threading.Lock()
+_ENGINE_QUEUES: weakref.WeakKeyDictionary[Engine, _WriterQueue] = weakref.WeakKeyDictionary()
 
 
 class _WriterQueue:
@@ -43,6 +48,9 @@ class _WriterQueue:
     timeout: a writer that waited that long goes ahead to BEGIN and lets SQLite decide, so a lock held by
     a stuck process or leaked by a bug slows writes but never stops them. A killed process's flock is
     released by the kernel.
+
+    An event loop takes a whole turn instead (`take_turn`, awaited without blocking the loop): the
+    writes its thread then makes skip the queue until `end_turn`.
     """
 
     def __init__(self, path: str) -> None:
@@ -50,6 +58,7 @@ class _WriterQueue:
         self.lock_path = f"{path}.writers"
         self._file: tuple[int, int] | None = None  # (pid, fd): reopened in a forked child
         self._flocked = False
+        self.turn_owner: int | None = None  # the thread holding a turn, whose writes do not queue
 
     def acquire(self) -> bool:
         deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
@@ -65,17 +74,41 @@ class _WriterQueue:
         return True
 
     def _flock(self, deadline: float) -> bool:
-        assert fcntl is not None
         fd, pause = self._fd(), 0.0002
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
+        while not _try_flock(fd):
+            if time.monotonic() > deadline:
+                return False  # this process's writers stay queued; SQLite decides the rest
+            time.sleep(pause)  # lets go of the GIL
+            pause = min(2 * pause, 0.002)
+        return True
+
+    async def take_turn(self) -> bool:
+        """Take both locks for the calling thread, waiting with `asyncio.sleep` (0.2 to 2 ms) instead of
+        blocking: True once held, False (holding nothing) if that took longer than the busy timeout."""
+        deadline, pause = time.monotonic() + SQLITE_BUSY_TIMEOUT_S, 0.0002
+        while not self.threads.acquire(blocking=False):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, 0.002)
+        try:
+            fd = self._fd() if fcntl is not None else None
+            while fd is not None and not _try_flock(fd):
                 if time.monotonic() > deadline:
-                    return False  # this process's writers stay queued; SQLite decides the rest
-                time.sleep(pause)  # lets go of the GIL
+                    self.threads.release()
+                    return False
+                await asyncio.sleep(pause)
                 pause = min(2 * pause, 0.002)
+        except BaseException:  # cancelled while waiting, or the lock file cannot be opened
+            self.threads.release()
+            raise
+        self._flocked = fd is not None
+        self.turn_owner = threading.get_ident()
+        return True
+
+    def end_turn(self) -> None:
+        self.turn_owner = None
+        self.release()
 
     def release(self) -> None:
         if self._flocked:
@@ -97,6 +130,35 @@ class _WriterQueue:
         return self._file[1]
 
 
+def _try_flock(fd: int) -> bool:
+    assert fcntl is not None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+@asynccontextmanager
+async def write_turn(engine: Engine) -> AsyncIterator[bool]:
+    """Hold `engine`'s writer turn, awaited without blocking the event loop; yields True if held.
+
+    Within the turn, this thread's write transactions on the file skip the writer queue: nobody else
+    of Kinema writes. A request that does nothing slow but its write can so run on the event loop — in
+    the task API, a create costs half the CPU there that it costs on a thread, where the writer held
+    the lock while it waited for the interpreter lock (docs/service.md). Yields False, holding nothing,
+    for an engine that is not SQLite's or after a wait longer than the busy timeout: write on a thread.
+    """
+    queue = _ENGINE_QUEUES.get(engine)
+    if queue is None or not await queue.take_turn():
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        queue.end_turn()
+
+
 def _writer_queue(path: str) -> _WriterQueue:
     """The writer queue of one SQLite file (every engine of this process on it shares it)."""
     with _WRITE_QUEUES_GUARD:
@@ -113,7 +175,10 @@ class _QueuedWriterConnection(sqlite3.Connection):
     holds_write_lock = False
 
     def queue_for_write(self) -> None:
-        if self.write_queue is not None and self.write_queue.acquire():
+        queue = self.write_queue
+        if queue is None or queue.turn_owner == threading.get_ident():
+            return  # this thread holds the whole turn (write_turn): it ends the turn, not this commit
+        if queue.acquire():
             self.holds_write_lock = True
 
     def pass_write_lock(self) -> None:
@@ -225,6 +290,7 @@ def _sqlite_engine(url: URL) -> Engine:
         pool_size=48,
         max_overflow=16,
     )
+    _ENGINE_QUEUES[engine] = write_queue
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

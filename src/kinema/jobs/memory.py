@@ -12,8 +12,8 @@ from __future__ import annotations
 import builtins
 import copy
 import threading
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -128,6 +128,10 @@ class MemoryTaskStore:
         if task is None or task.account_id != account_id:
             raise TaskNotFound(f"no task {task_id} in account {account_id!r}; check the id and the account")
         return task
+
+    @asynccontextmanager
+    async def write_turn(self) -> AsyncIterator[bool]:
+        yield True  # every write holds the store's lock for microseconds only
 
     def create(
         self,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -33,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kinema.db.clock import Clock, SystemClock, to_ms
+from kinema.db.database import write_turn
 from kinema.db.events import EventName, TaskHook
 from kinema.db.migrate import open_database
 from kinema.jobs import transitions as tr
@@ -173,6 +175,9 @@ class SqlTaskStore:
         if row is None or row.account_id != account_id:
             raise TaskNotFound(f"no task {task_id} in account {account_id!r}; check the id and the account")
         return row
+
+    def write_turn(self) -> AbstractAsyncContextManager[bool]:
+        return write_turn(self.engine)  # SQLite's writer queue; Postgres yields False
 
     def create(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
@@ -142,6 +143,14 @@ class TaskStore(Protocol):
         """True when `get` and `get_by_external` never wait on a network, a lock or a writer (memory;
         SQLite in WAL mode, where readers do not block): callers may then run them on an event loop
         instead of paying for a thread hand-off."""
+        ...
+
+    def write_turn(self) -> AbstractAsyncContextManager[bool]:
+        """Await, without blocking the event loop, this process's turn to write, and hold it; yields
+        True when this thread's writes in the turn run at once, without waiting on a network, a writer
+        or a lock (memory; SQLite, whose other Kinema writers wait for the turn to end). The caller may
+        then write on the event loop. Yields False where writes wait on a network (Postgres) or the
+        turn did not come within the busy timeout: write on a thread then."""
         ...
 
     def create(
