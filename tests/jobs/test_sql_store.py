@@ -24,8 +24,8 @@ from sqlalchemy.exc import IntegrityError
 from storehelpers import LEASE, make
 
 from dbfixtures import SQL_BACKENDS
-from kinema.db import migrate
-from kinema.jobs import FakeClock, MemoryTaskStore, SqlTaskStore, TaskEvent, open_store
+from kinema.db import database, migrate
+from kinema.jobs import FakeClock, MemoryTaskStore, SqlTaskStore, Task, TaskEvent, open_store
 from kinema.jobs.sql import claim_query
 
 CHILD = Path(__file__).with_name("store_child.py")
@@ -363,16 +363,53 @@ def test_killed_worker_process_task_is_finished_by_another(
 
 
 @over_sql
-def test_sqlite_reads_and_writes_are_local_postgres_ones_are_not(sql_url: str) -> None:
-    async def in_turn(store: Any) -> bool:
-        async with store.write_turn() as here:
-            return bool(here)
-
+def test_sqlite_reads_are_local_postgres_reads_are_not(sql_url: str) -> None:
     store = open_store(sql_url)
     try:
         assert store.local_reads is sql_url.startswith("sqlite")
-        assert asyncio.run(in_turn(store)) is sql_url.startswith("sqlite")
     finally:
         store.close()
     assert MemoryTaskStore().local_reads
-    assert asyncio.run(in_turn(MemoryTaskStore())) is True
+
+
+@over_sql
+def test_on_loop_runs_store_calls_on_the_loops_thread_and_postgres_awaits_them(sql_url: str) -> None:
+    postgres = not sql_url.startswith("sqlite")
+
+    def slow_create(connection: Connection | None, event: TaskEvent) -> None:
+        if postgres and connection is not None and event.event == "created":
+            connection.exec_driver_sql("SELECT pg_sleep(0.3)")  # a slow round trip inside the create
+
+    store = open_store(sql_url, hook=slow_create)
+    here = threading.current_thread()
+
+    def create_and_read() -> tuple[threading.Thread, Task, Task | None]:
+        made = make(store)
+        return threading.current_thread(), made, store.get(made.task_id, made.account_id)
+
+    async def main() -> tuple[threading.Thread, Task, Task | None, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        running = asyncio.create_task(ticker())
+        async with store.write_turn() as turn:
+            assert turn
+            thread, made, read = await store.on_loop(create_and_read)
+        running.cancel()
+        await store.leave_loop()
+        return thread, made, read, ticks
+
+    try:
+        thread, made, read, ticks = asyncio.run(main())
+    finally:
+        store.close()
+    assert thread is here  # the loop's own thread, not the thread pool
+    assert read == made
+    if postgres:
+        assert ticks >= 10  # the loop served others while the create's round trips were awaited
+        assert not database._LOOP_ENGINES.get(store.engine)  # leave_loop closed its connections

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import mimetypes
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -67,7 +69,13 @@ async def refuse_nul(request: Request) -> None:
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await ctx.store.leave_loop()  # the store's connections of this loop (Postgres) close with it
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Kinema",
         version=__version__,
         description="Open, self-hostable AI video generation: a Kling-compatible task API and Kinema's own.",

@@ -19,7 +19,7 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
@@ -245,6 +245,44 @@ def make_engine(url: str, *, pool_size: int = POSTGRES_POOL_SIZE) -> Engine:
         ) from None
     _ping_after_idle(engine)
     return engine
+
+
+# Per Postgres engine, one asyncio twin per event loop (asyncio connections belong to the loop that
+# opened them): see `loop_engine`.
+_LOOP_ENGINES: weakref.WeakKeyDictionary[
+    Engine, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]
+] = weakref.WeakKeyDictionary()
+_LOOP_ENGINES_GUARD = threading.Lock()
+
+
+def loop_engine(engine: Engine) -> Engine:
+    """The running event loop's twin of Postgres `engine`: a synchronous facade over asyncio connections.
+
+    Code that runs inside SQLAlchemy's `greenlet_spawn` on the loop may use it like any engine; each
+    round trip then awaits its socket instead of blocking, so neither the loop nor a thread hop pays
+    for it (kinema.jobs.sql, `SqlTaskStore.on_loop`). Its pool holds half as many connections as
+    `engine`'s, plus 8 in bursts, and pings after idle as `engine` does. `dispose_loop_engine` closes it.
+    """
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    loop = asyncio.get_running_loop()
+    with _LOOP_ENGINES_GUARD:
+        twins = _LOOP_ENGINES.setdefault(engine, weakref.WeakKeyDictionary())
+        twin = twins.get(loop)
+        if twin is None:
+            size = max(2, engine.pool.size() // 2)  # type: ignore[attr-defined]
+            twin = twins[loop] = create_async_engine(engine.url, pool_size=size, max_overflow=8)
+            _ping_after_idle(twin.sync_engine)
+    return cast(Engine, twin.sync_engine)
+
+
+async def dispose_loop_engine(engine: Engine) -> None:
+    """Close the connections of the running loop's twin of `engine`, if it has one."""
+    with _LOOP_ENGINES_GUARD:
+        twins = _LOOP_ENGINES.get(engine)
+        twin = twins.pop(asyncio.get_running_loop(), None) if twins is not None else None
+    if twin is not None:
+        await twin.dispose()
 
 
 def _ping_after_idle(engine: Engine) -> None:

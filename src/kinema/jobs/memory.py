@@ -12,11 +12,11 @@ from __future__ import annotations
 import builtins
 import copy
 import threading
-from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from kinema.db.clock import Clock, SystemClock, to_ms
 from kinema.db.events import EventName, TaskHook
@@ -36,6 +36,8 @@ from kinema.jobs.store import (
     WorkerInfo,
 )
 from kinema.spec import Kind
+
+T = TypeVar("T")
 
 
 class MemoryTaskStore:
@@ -132,6 +134,12 @@ class MemoryTaskStore:
     @asynccontextmanager
     async def write_turn(self) -> AsyncIterator[bool]:
         yield True  # every write holds the store's lock for microseconds only
+
+    async def on_loop(self, call: Callable[..., T], *args: Any) -> T:
+        return call(*args)
+
+    async def leave_loop(self) -> None:
+        return None
 
     def create(
         self,

@@ -12,10 +12,12 @@ module only reads, locks and writes rows.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Collection, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+import weakref
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -32,9 +34,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.util.concurrency import greenlet_spawn, in_greenlet
 
 from kinema.db.clock import Clock, SystemClock, to_ms
-from kinema.db.database import write_turn
+from kinema.db.database import dispose_loop_engine, loop_engine, write_turn
 from kinema.db.events import EventName, TaskHook
 from kinema.db.migrate import open_database
 from kinema.jobs import transitions as tr
@@ -56,6 +59,7 @@ from kinema.jobs.store import (
 )
 from kinema.spec import Kind
 
+T = TypeVar("T")
 TASKS = cast(Table, TaskRow.__table__)
 # Built once: the hot reads skip building the statement and its cache key on every call.
 _BY_ID = select(TASKS).where(
@@ -126,19 +130,32 @@ class SqlTaskStore:
         self._callbacks = callbacks
         self._aging = aging_seconds
         self.outbox = SqlOutbox(engine, clock=self._clock, retention=retention)
-        self._reads = sessionmaker(engine, expire_on_commit=False)
         # A SQLite reader in WAL mode never waits for writers; a Postgres read is a network round trip.
         self.local_reads = engine.dialect.name == "sqlite"
-        # One statement needs no transaction around it: on SQLite no BEGIN, on Postgres autocommit (no
-        # BEGIN and ROLLBACK round trips: a poll costs one round trip, not three).
-        self._single_reads = (
-            engine.execution_options(isolation_level="AUTOCOMMIT")
-            if engine.dialect.name == "postgresql"
-            else engine.execution_options(kinema_sqlite_begin="NONE")
-        )
-        self._writes = sessionmaker(
-            engine.execution_options(kinema_sqlite_begin="IMMEDIATE"), expire_on_commit=False
-        )
+        self._postgres = engine.dialect.name == "postgresql"
+        self._threaded = _Paths.to(engine)
+        self._looped: weakref.WeakKeyDictionary[Engine, _Paths] = weakref.WeakKeyDictionary()
+
+    @property
+    def _at(self) -> _Paths:
+        """The caller's way to the database: inside `on_loop` on Postgres, the running loop's asyncio
+        twin of the engine (kinema.db.database.loop_engine); everywhere else the engine itself."""
+        if not (self._postgres and in_greenlet()):
+            return self._threaded
+        twin = loop_engine(self.engine)
+        paths = self._looped.get(twin)
+        if paths is None:
+            paths = self._looped[twin] = _Paths.to(twin)
+        return paths
+
+    async def on_loop(self, call: Callable[..., T], *args: Any) -> T:
+        if not self._postgres:
+            return call(*args)  # SQLite: the caller reads, or writes in its turn; nothing to await
+        return await greenlet_spawn(call, *args)
+
+    async def leave_loop(self) -> None:
+        if self._postgres:
+            await dispose_loop_engine(self.engine)
 
     def _now(self) -> datetime:
         return to_ms(self._clock.now())
@@ -177,7 +194,9 @@ class SqlTaskStore:
         return row
 
     def write_turn(self) -> AbstractAsyncContextManager[bool]:
-        return write_turn(self.engine)  # SQLite's writer queue; Postgres yields False
+        if self._postgres:
+            return _any_time()  # Postgres takes writers side by side; `on_loop` awaits their round trips
+        return write_turn(self.engine)  # SQLite's writer queue
 
     def create(
         self,
@@ -213,7 +232,7 @@ class SqlTaskStore:
                 queue_at=tr.queue_place(now, priority, self._aging),
             )
             try:
-                with self._writes.begin() as session:
+                with self._at.writes.begin() as session:
                     session.add(row)
                     try:
                         session.flush()
@@ -233,7 +252,7 @@ class SqlTaskStore:
 
     def _one(self, query: Select[Any], **params: str) -> Task | None:
         """One task by a single-statement Core read (no ORM session, no BEGIN on SQLite): the polls."""
-        with self._single_reads.connect() as connection:
+        with self._at.single_reads.connect() as connection:
             row = connection.execute(query, params).one_or_none()
             return _to_task(row) if row is not None else None
 
@@ -279,7 +298,7 @@ class SqlTaskStore:
         tr.check_lease(worker_id, lease_seconds)
         tr.check_names("models", models)
         now = self._now()
-        with self._writes.begin() as session:
+        with self._at.writes.begin() as session:
             self._settle_expired(session, now)
             row = session.scalars(claim_query(models)).one_or_none()
             if row is None:
@@ -319,7 +338,7 @@ class SqlTaskStore:
         changes = tr.heartbeat(
             self._now(), lease_seconds, progress=progress, stage=stage, preview_key=preview_key
         )
-        with self._writes.begin() as session:
+        with self._at.writes.begin() as session:
             row = self._locked(session, task_id)
             if row is None or row.status != "processing" or row.lease_owner != worker_id:
                 return Heartbeat(held=False, cancel_requested=row is not None and row.cancel_requested)
@@ -328,27 +347,27 @@ class SqlTaskStore:
 
     def complete(self, task_id: str, worker_id: str, outputs: Sequence[Mapping[str, Any]]) -> Task:
         stored = tr.json_outputs(outputs)
-        with self._writes.begin() as session:
+        with self._at.writes.begin() as session:
             row = tr.check_holder(self._locked(session, task_id), task_id, worker_id)
             self._change(session, row, tr.completed(stored, self._now(), self._retention))
             return _to_task(row)
 
     def fail(self, task_id: str, worker_id: str, *, error: str, retryable: bool) -> Task:
         tr.check_error(error)
-        with self._writes.begin() as session:
+        with self._at.writes.begin() as session:
             row = tr.check_holder(self._locked(session, task_id), task_id, worker_id)
             changes = tr.failed(row, error, retryable=retryable, now=self._now(), retention=self._retention)
             self._change(session, row, changes)
             return _to_task(row)
 
     def request_cancel(self, task_id: str, account_id: str) -> Task:
-        with self._writes.begin() as session:
+        with self._at.writes.begin() as session:
             row = self._owned(session, task_id, account_id)
             self._change(session, row, tr.cancel(row, self._now(), self._retention))
             return _to_task(row)
 
     def retry(self, task_id: str, account_id: str) -> Task:
-        with self._writes.begin() as session:
+        with self._at.writes.begin() as session:
             row = self._owned(session, task_id, account_id)
             now = self._now()
             _apply(row, tr.retried(row, now))
@@ -358,14 +377,14 @@ class SqlTaskStore:
             return _to_task(row)
 
     def delete(self, task_id: str, account_id: str) -> None:
-        with self._writes.begin() as session:
+        with self._at.writes.begin() as session:
             row = self._owned(session, task_id, account_id)
             tr.check_deletable(row)
             session.delete(row)
 
     def counts_by_status(self) -> dict[Status, int]:
         counts = dict.fromkeys(STATUSES, 0)
-        with self._reads() as session:
+        with self._at.reads() as session:
             for status, count in session.execute(
                 select(TaskRow.status, func.count()).group_by(TaskRow.status)
             ):
@@ -380,7 +399,7 @@ class SqlTaskStore:
             .order_by(TaskRow.expires_at, TaskRow.task_id)
             .limit(limit)
         )
-        with self._reads() as session:
+        with self._at.reads() as session:
             return [_to_task(row) for row in session.scalars(query)]
 
     def register_worker(self, worker_id: str, models: Sequence[Mapping[str, Any]]) -> None:
@@ -391,28 +410,58 @@ class SqlTaskStore:
         upsert = upsert.on_conflict_do_update(
             index_elements=[WorkerRow.worker_id], set_={"models": stored, "seen_at": now}
         )
-        with self._writes.begin() as session:
+        with self._at.writes.begin() as session:
             session.execute(upsert)
 
     def workers(self) -> builtins.list[WorkerInfo]:
         query = select(WorkerRow).order_by(WorkerRow.seen_at.desc(), WorkerRow.worker_id.desc())
-        with self._reads() as session:
+        with self._at.reads() as session:
             return [
                 WorkerInfo(row.worker_id, row.models, row.started_at, row.seen_at)
                 for row in session.scalars(query)
             ]
 
     def remove_worker(self, worker_id: str) -> None:
-        with self._writes.begin() as session:
+        with self._at.writes.begin() as session:
             session.execute(delete(WorkerRow).where(WorkerRow.worker_id == worker_id))
 
     def prune_workers(self, seen_before: datetime) -> int:
         gone = delete(WorkerRow).where(WorkerRow.seen_at < to_ms(seen_before))
-        with self._writes.begin() as session:
+        with self._at.writes.begin() as session:
             return cast(CursorResult[Any], session.execute(gone)).rowcount
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+@dataclass(frozen=True)
+class _Paths:
+    """The store's ways to one engine: read and write sessions, and single statements without a
+    transaction around them (on SQLite no BEGIN; on Postgres autocommit, so a poll costs one round trip,
+    not three)."""
+
+    reads: sessionmaker[Session]
+    writes: sessionmaker[Session]
+    single_reads: Engine
+
+    @classmethod
+    def to(cls, engine: Engine) -> _Paths:
+        return cls(
+            reads=sessionmaker(engine, expire_on_commit=False),
+            writes=sessionmaker(
+                engine.execution_options(kinema_sqlite_begin="IMMEDIATE"), expire_on_commit=False
+            ),
+            single_reads=(
+                engine.execution_options(isolation_level="AUTOCOMMIT")
+                if engine.dialect.name == "postgresql"
+                else engine.execution_options(kinema_sqlite_begin="NONE")
+            ),
+        )
+
+
+@asynccontextmanager
+async def _any_time() -> AsyncIterator[bool]:
+    yield True
 
 
 class _Clash(Exception):

@@ -8,17 +8,19 @@ Implementations: `kinema.jobs.sql` (SQLite, Postgres) and `kinema.jobs.memory` (
 from __future__ import annotations
 
 import builtins
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, get_args
 
 from kinema.errors import InvalidRequest, KinemaError
 from kinema.spec import Kind
 
 if TYPE_CHECKING:
     from kinema.jobs.outbox import Outbox
+
+T = TypeVar("T")
 
 Status = Literal["submitted", "processing", "succeed", "failed", "cancelled"]
 STATUSES: tuple[Status, ...] = get_args(Status)
@@ -146,11 +148,22 @@ class TaskStore(Protocol):
         ...
 
     def write_turn(self) -> AbstractAsyncContextManager[bool]:
-        """Await, without blocking the event loop, this process's turn to write, and hold it; yields
-        True when this thread's writes in the turn run at once, without waiting on a network, a writer
-        or a lock (memory; SQLite, whose other Kinema writers wait for the turn to end). The caller may
-        then write on the event loop. Yields False where writes wait on a network (Postgres) or the
-        turn did not come within the busy timeout: write on a thread then."""
+        """Await, without blocking the event loop, this process's turn to write on the loop, and hold
+        it; yields True when the caller may then write through `on_loop` (memory; Postgres, which takes
+        writers side by side; SQLite, whose other Kinema writers wait until the turn ends). Yields False
+        when the turn did not come within the busy timeout: write on a thread then."""
+        ...
+
+    async def on_loop(self, call: Callable[..., T], *args: Any) -> T:
+        """Run `call(*args)` — code that reads, or writes within `write_turn`, through this store — on
+        the running event loop, never on a thread. Memory and SQLite run it directly (their reads never
+        wait; their writes in the turn do not queue). Postgres runs it in SQLAlchemy's greenlet bridge on
+        an asyncio connection pool of this loop, so each round trip is awaited and other requests go on
+        meanwhile. `call` must do no other blocking I/O (fetches, decoding media, remote storage)."""
+        ...
+
+    async def leave_loop(self) -> None:
+        """Close what `on_loop` opened for the running loop (Postgres connections); before it ends."""
         ...
 
     def create(
