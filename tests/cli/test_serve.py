@@ -9,6 +9,7 @@ processes (the other finishes the task).
 from __future__ import annotations
 
 import base64
+import gc
 import io
 import os
 import signal
@@ -18,6 +19,7 @@ import ssl
 import subprocess
 import sys
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from kinema.cli.serve import GC_THRESHOLDS, tune_gc
 from kinema.world.render import render, sample_scene
 
 KINEMA = Path(sys.executable).with_name("kinema")
@@ -429,3 +432,26 @@ def test_api_processes_out_of_range_is_one_sentence(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120, env=env_for(),
     )  # fmt: skip
     assert result.returncode == 2 and "--api-processes must be between 1 and 64" in result.stderr
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+def test_serving_freezes_start_up_objects_and_still_collects_cycles_in_larger_batches() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() > 1000  # what start-up built: no later collection walks it
+        first, second = _Node(), _Node()
+        first.other, second.other = second, first  # a cycle: only the collector frees it
+        gone = weakref.ref(first)
+        del first, second
+        assert gone() is not None  # not yet: a young collection waits for 50,000 new objects ...
+        kept = [[] for _ in range(GC_THRESHOLDS[0] + 1000)]  # ... which these bring, and no call
+        assert gone() is None and len(kept) > GC_THRESHOLDS[0]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -8,6 +8,7 @@ beside it. `--api-processes N` adds HTTP processes on the same port (kinema.cli.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,12 @@ from kinema.errors import InvalidRequest
 from kinema.settings import Settings
 
 KEEP_ALIVE_SECONDS = 75
+
+# The collector's thresholds for an HTTP process (Python's default is 700, 10, 10). With 32 requests in
+# flight, the default's frequent young collections promote their live objects, which then die and set
+# off a full collection every second or so: on the Postgres path 16 in 15 s, 1.6 s in all, the longest
+# 127 ms, a pause every request in flight waits for (benchmarks/RESULTS.md, 2026-12-01 session 5).
+GC_THRESHOLDS = (50_000, 20, 100)
 
 # A worker that stopped without removing itself (killed, its machine gone) stays in the catalog this long
 # after its last heartbeat: long enough to show as offline while someone looks into it.
@@ -106,12 +113,22 @@ def serve(
             highlight=False,
         )
         children = processes.start_children(settings, settings.api_processes - 1)
+    tune_gc()
     try:
         server.start()
         uvicorn.Server(config).run(sockets=sockets)
     finally:
         processes.stop_children(children)
         server.stop()
+
+
+def tune_gc() -> None:
+    """Set the collector up for serving: what start-up built is frozen out of every later collection
+    (modules, the app, models), and young collections run at `GC_THRESHOLDS`. Cyclic garbage is still
+    collected, in batches of up to 50,000 new objects instead of 700."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class Server:
