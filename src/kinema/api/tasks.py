@@ -250,7 +250,7 @@ async def task_events(task_id: str, request: Request, ctx: Ctx, who: Who) -> Str
     Each event's data is the task as `GET /api/v1/tasks/{id}` returns it (status, progress 0..1, stage,
     `preview_url` of the latest preview frame). Comments keep idle connections alive.
     """
-    first = await run_in_threadpool(_owned, ctx, who, task_id)
+    first = await quick_read(ctx, _owned, ctx, who, task_id)
 
     async def stream() -> AsyncIterator[str]:
         task: Task | None = first
@@ -271,7 +271,7 @@ async def task_events(task_id: str, request: Request, ctx: Ctx, who: Who) -> Str
                 return
             await asyncio.sleep(ctx.config.sse_poll_seconds)
             idle += ctx.config.sse_poll_seconds
-            task = await run_in_threadpool(ctx.store.get, task_id, who.account_id)
+            task = await quick_read(ctx, ctx.store.get, task_id, who.account_id)
         yield "event: deleted\ndata: {}\n\n"
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
