@@ -350,3 +350,33 @@ def test_a_postgres_connection_killed_while_idle_in_the_pool_is_replaced(
     finally:
         engine.dispose()
         admin.dispose()
+
+
+@pytest.mark.postgres
+def test_a_killed_connection_of_the_loops_pool_is_replaced_too(
+    postgres_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.util.concurrency import greenlet_spawn
+
+    monkeypatch.setattr(database, "POSTGRES_PING_IDLE_S", 0.0)
+    engine = make_engine(postgres_server, pool_size=2)  # its loop twin holds max(2, 2 // 2) = 2
+    admin = make_engine(postgres_server, pool_size=1)
+
+    def backend_pid() -> int:
+        with database.loop_engine(engine).connect() as connection:
+            return int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar() or 0)
+
+    async def main() -> tuple[int, int]:
+        first = await greenlet_spawn(backend_pid)
+        with admin.connect() as connection:  # the server drops it, as a restart or failover would
+            connection.exec_driver_sql(f"SELECT pg_terminate_backend({first})")
+        second = await greenlet_spawn(backend_pid)
+        await database.dispose_loop_engine(engine)
+        return first, second
+
+    try:
+        first, second = asyncio.run(main())
+    finally:
+        engine.dispose()
+        admin.dispose()
+    assert second != first
