@@ -13,7 +13,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from billingkit import Billed
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.exc import IntegrityError
 
 import kinema.accounts.schema
@@ -46,6 +46,20 @@ def count(connection: Connection, table: str) -> int:
 
 
 # --- one transaction ------------------------------------------------------------------------------------
+
+
+def test_charging_an_unmetered_create_takes_three_statements(billed_sql: Billed) -> None:
+    """Every round trip of a create waits for a turn of the busy event loop: the account and its plan
+    come in one locked read, then the task's charges, then the charge itself."""
+    acme = billed_sql.member(plan="unlimited")
+    assert billed_sql.engine is not None
+    seen: list[str] = []
+    with writer(billed_sql.engine).connect() as connection, connection.begin():
+        event.listen(connection, "before_cursor_execute", lambda *a: seen.append(a[2].split()[0]))
+        billed_sql.billing.hook(connection, created(acme.account_id, credits=0))
+        statements = list(seen)
+        assert count(connection, "task_charges") == 1
+    assert statements == ["SELECT", "SELECT", "INSERT"]
 
 
 def test_a_charge_made_in_a_transaction_that_rolls_back_leaves_nothing(billed_sql: Billed) -> None:

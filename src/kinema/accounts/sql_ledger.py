@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Row,
     Table,
     and_,
+    bindparam,
     case,
     column,
     delete,
@@ -53,6 +55,15 @@ TASKS = table(
     column("request", JSONDocument),
 )
 LIVE_STATUSES = ("submitted", "processing")
+# An account and its plan in one round trip, the account's row locked (not the plan's): a create's
+# billing needs both, and on the event loop every round trip waits for a turn of the loop.
+_PLAN_PREFIX = "plan__"
+_ACCOUNT_AND_PLAN = (
+    select(ACCOUNTS, *(c.label(_PLAN_PREFIX + c.name) for c in PLANS.c))
+    .join_from(ACCOUNTS, PLANS, PLANS.c.name == ACCOUNTS.c.plan, isouter=True)
+    .where(ACCOUNTS.c.account_id == bindparam("account_id"))
+    .with_for_update(of=ACCOUNTS)
+)
 
 
 class SqlLedger:
@@ -61,19 +72,25 @@ class SqlLedger:
     def __init__(self, connection: Connection, now: datetime) -> None:
         self._connection = connection
         self._now = now
+        self._plans: dict[str, Plan] = {}  # read with a locked account, in this transaction
 
     @property
     def now(self) -> datetime:
         return self._now
 
     def lock_account(self, account_id: str) -> Account:
-        query = select(ACCOUNTS).where(ACCOUNTS.c.account_id == account_id).with_for_update()
-        row = self._connection.execute(query).one_or_none()
+        row = self._connection.execute(_ACCOUNT_AND_PLAN, {"account_id": account_id}).one_or_none()
         if row is None:
             raise missing_account(account_id)
+        found = row._mapping
+        if found[_PLAN_PREFIX + "name"] is not None:
+            fields = {c.name: found[_PLAN_PREFIX + c.name] for c in PLANS.c}
+            self._plans[fields["name"]] = plan_of(SimpleNamespace(**fields))
         return account_of(row)
 
     def plan(self, name: str) -> Plan:
+        if name in self._plans:
+            return self._plans[name]
         row = self._connection.execute(select(PLANS).where(PLANS.c.name == name)).one_or_none()
         if row is None:
             raise missing_plan(name)
@@ -202,7 +219,7 @@ def account_of(row: Row[Any]) -> Account:
     )
 
 
-def plan_of(row: Row[Any]) -> Plan:
+def plan_of(row: Row[Any] | SimpleNamespace) -> Plan:
     models = row.allowed_models
     return Plan(
         name=row.name,
