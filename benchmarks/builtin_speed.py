@@ -26,14 +26,18 @@ from kinema.spec import ExtendVideo, TextToVideo
 PROMPT = "a red circle moving right on a navy background"
 
 
-def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
-    """GFLOP/s of a large fp32 matmul: the machine's practical peak for this process."""
+def matmul_peak(size: int = 2048, repeats: int = 5, trials: int = 5) -> float:
+    """GFLOP/s of a large fp32 matmul, the best of `trials`: the machine's practical peak for this
+    process (one trial on this shared VM read anywhere from 83 to 134 GFLOP/s)."""
     a, b = torch.randn(size, size), torch.randn(size, size)
     a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+    best = float("inf")
+    for _ in range(trials):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        best = min(best, (time.perf_counter() - start) / repeats)
+    return 2 * size**3 / best / 1e9
 
 
 def clip_timing(engine: Engine, backend: BuiltinBackend, runs: int) -> dict[str, float]:
@@ -70,12 +74,14 @@ def forward_efficiency(backend: BuiltinBackend, peak: float) -> dict[str, float]
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         net(x, mask, t, ids)
     flops = counter.get_total_flops()
+    seconds = float("inf")
     with torch.no_grad():
         net(x, mask, t, ids)
-        start = time.perf_counter()
-        for _ in range(20):
-            net(x, mask, t, ids)
-        seconds = (time.perf_counter() - start) / 20
+        for _ in range(4):  # the best of four trials, as for the peak it is divided by
+            start = time.perf_counter()
+            for _ in range(5):
+                net(x, mask, t, ids)
+            seconds = min(seconds, (time.perf_counter() - start) / 5)
     achieved = flops / seconds / 1e9
     return {
         "forward_gflop": flops / 1e9,
