@@ -7,9 +7,11 @@ KINEMA_REQUIRE_POSTGRES=1 makes them fail.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,21 @@ def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@asynccontextmanager
+async def ticking() -> AsyncIterator[list[int]]:
+    """Counts in `[0]` the turns another coroutine gets on the running loop meanwhile (one per 10 ms):
+    proof that the loop kept serving while the code under test waited."""
+    ticks = [0]
+
+    async def tick() -> None:
+        while True:
+            ticks[0] += 1
+            await asyncio.sleep(0.01)
+
+    running = asyncio.create_task(tick())
+    try:
+        yield ticks
+    finally:
+        running.cancel()

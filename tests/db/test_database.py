@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from dbfixtures import ticking
 from kinema.db import database, make_engine, normalise_url
 from kinema.errors import InvalidRequest, KinemaError
 
@@ -238,20 +239,11 @@ def _turn_while_others_run(engine: Engine) -> tuple[bool, float, int]:
     """Take `engine`'s turn on a fresh loop; (held, seconds it took, ticks another coroutine made)."""
 
     async def main() -> tuple[bool, float, int]:
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0.01)
-
-        running = asyncio.create_task(ticker())
-        began = time.monotonic()
-        async with database.write_turn(engine) as here:
-            took = time.monotonic() - began
-        running.cancel()
-        return here, took, ticks
+        async with ticking() as ticks:
+            began = time.monotonic()
+            async with database.write_turn(engine) as here:
+                took = time.monotonic() - began
+        return here, took, ticks[0]
 
     return asyncio.run(main())
 

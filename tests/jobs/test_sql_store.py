@@ -23,7 +23,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 from storehelpers import LEASE, make
 
-from dbfixtures import SQL_BACKENDS
+from dbfixtures import SQL_BACKENDS, ticking
 from kinema.db import database, migrate
 from kinema.jobs import FakeClock, MemoryTaskStore, SqlTaskStore, Task, TaskEvent, open_store
 from kinema.jobs.sql import claim_query
@@ -388,21 +388,11 @@ def test_on_loop_runs_store_calls_on_the_loops_thread_and_postgres_awaits_them(s
         return threading.current_thread(), made, store.get(made.task_id, made.account_id)
 
     async def main() -> tuple[threading.Thread, Task, Task | None, int]:
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0.01)
-
-        running = asyncio.create_task(ticker())
-        async with store.write_turn() as turn:
+        async with ticking() as ticks, store.write_turn() as turn:
             assert turn
             thread, made, read = await store.on_loop(create_and_read)
-        running.cancel()
         await store.leave_loop()
-        return thread, made, read, ticks
+        return thread, made, read, ticks[0]
 
     try:
         thread, made, read, ticks = asyncio.run(main())
