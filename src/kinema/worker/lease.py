@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 
 
 class Lease:
-    """Renews `task_id`'s lease every `interval` seconds from `__enter__` to `__exit__`."""
+    """Renews `task_id`'s lease every `interval` seconds from `__enter__` to `__exit__`; the first
+    progress above zero is sent at once, so a watcher sees the task move after one step, not after a
+    whole interval (on a fast machine a short clip used to finish before its first heartbeat)."""
 
     def __init__(
         self, store: TaskStore, task_id: str, worker_id: str, *, lease_seconds: float, interval: float
@@ -31,6 +33,8 @@ class Lease:
         self._preview_key: str | None = None
         self._lock = threading.Lock()
         self._done = threading.Event()
+        self._wake = threading.Event()  # set by the first progress and by __exit__
+        self._moved = False
         self._thread = threading.Thread(target=self._beat_until_done, name=f"lease-{task_id}", daemon=True)
 
     @property
@@ -45,6 +49,9 @@ class Lease:
         with self._lock:
             if progress is not None:
                 self._progress = max(self._progress, min(1.0, progress))
+                if self._progress > 0 and not self._moved:
+                    self._moved = True
+                    self._wake.set()
             if stage is not None:
                 self._stage = stage
             if preview_key is not None:
@@ -73,7 +80,11 @@ class Lease:
         self.lost = self.lost or not answer.held
 
     def _beat_until_done(self) -> None:
-        while not self._done.wait(self.interval):
+        while not self._done.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._done.is_set():
+                return
             self.beat()
 
     def __enter__(self) -> Self:
@@ -84,4 +95,5 @@ class Lease:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._done.set()
+        self._wake.set()
         self._thread.join()
