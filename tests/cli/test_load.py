@@ -79,7 +79,7 @@ def signed_token(log: Path) -> str:
     return jwt.encode({"iss": access, "exp": now + 1800, "nbf": now - 5}, secret, algorithm="HS256")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", "sqlite-2-processes", pytest.param("postgres", marks=pytest.mark.postgres)])
 def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
     models = tmp_path / "models.toml"
     models.write_text('[[models]]\nid = "fake"\nfamily = "fake"\n')
@@ -95,6 +95,8 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
     args = [str(KINEMA), "serve", "--port", str(port), "--data-dir", str(data), "--workers", "4"]
     if request.param == "postgres":
         args += ["--database-url", request.getfixturevalue("postgres_url")]
+    if request.param == "sqlite-2-processes":  # two event loops take turns at the file's writer queue
+        args += ["--api-processes", "2"]
     with log.open("w") as handle:
         process = subprocess.Popen(args, env=env, stdout=handle, stderr=subprocess.STDOUT, text=True)
     try:
