@@ -133,11 +133,18 @@ def test_postgres_pool_size_is_set_and_checked() -> None:
         make_engine("postgresql://u@127.0.0.1:1/db", pool_size=0)
 
 
+def _file_lock_held(path: Path) -> int:
+    """The file lock of `path`'s writers, taken as another Kinema process's writer takes it; close the
+    returned descriptor to let it go."""
+    fd = os.open(f"{path}.writers", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
 def test_writers_of_other_processes_wait_on_the_file_lock_then_go(tmp_path: Path) -> None:
     path = tmp_path / "shared.db"
     engine, writer = _with_table(path)
-    other = os.open(f"{path}.writers", os.O_RDWR)  # another process's writer, as far as flock knows
-    fcntl.flock(other, fcntl.LOCK_EX)
+    other = _file_lock_held(path)  # another process's writer, as far as flock knows
     threading.Timer(0.5, fcntl.flock, (other, fcntl.LOCK_UN)).start()
     began = time.monotonic()
     with writer.begin() as connection:
@@ -155,8 +162,7 @@ def test_a_file_lock_never_let_go_delays_writes_by_the_busy_timeout_only(
     monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_S", 0.3)
     path = tmp_path / "stuck.db"
     engine, writer = _with_table(path)
-    stuck = os.open(f"{path}.writers", os.O_RDWR)
-    fcntl.flock(stuck, fcntl.LOCK_EX)  # a stopped process that holds the lock and never writes
+    stuck = _file_lock_held(path)  # a stopped process that holds the lock and never writes
     with writer.begin() as connection:
         connection.exec_driver_sql("INSERT INTO t VALUES (1)")
     with engine.connect() as connection:
@@ -263,8 +269,7 @@ def test_the_turn_waits_for_a_threads_write_without_blocking_the_loop(tmp_path: 
 def test_the_turn_waits_for_another_processs_writer_then_goes(tmp_path: Path) -> None:
     path = tmp_path / "shared-turn.db"
     engine, _ = _with_table(path)
-    other = os.open(f"{path}.writers", os.O_RDWR)
-    fcntl.flock(other, fcntl.LOCK_EX)
+    other = _file_lock_held(path)
     threading.Timer(0.3, fcntl.flock, (other, fcntl.LOCK_UN)).start()
     here, took, ticks = _turn_while_others_run(engine)
     assert here and took >= 0.25 and ticks >= 10
@@ -280,8 +285,7 @@ def test_no_turn_within_the_busy_timeout_yields_false_and_holds_nothing(
     monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_S", 0.2)
     path = tmp_path / "stuck-turn.db"
     engine, _ = _with_table(path)
-    stuck = os.open(f"{path}.writers", os.O_RDWR)
-    fcntl.flock(stuck, fcntl.LOCK_EX)  # a stopped process holding the lock
+    stuck = _file_lock_held(path)  # a stopped process holding the lock
     here, took, _ = _turn_while_others_run(engine)
     assert not here and 0.15 <= took < 5
     assert not _write_lock_of(engine).locked()
@@ -292,8 +296,7 @@ def test_no_turn_within_the_busy_timeout_yields_false_and_holds_nothing(
 def test_a_turn_cancelled_while_waiting_holds_nothing(tmp_path: Path) -> None:
     path = tmp_path / "cancel-turn.db"
     engine, _ = _with_table(path)
-    other = os.open(f"{path}.writers", os.O_RDWR)
-    fcntl.flock(other, fcntl.LOCK_EX)
+    other = _file_lock_held(path)
 
     async def main() -> None:
         async def take() -> None:

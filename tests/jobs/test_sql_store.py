@@ -25,7 +25,7 @@ from storehelpers import LEASE, make
 
 from dbfixtures import SQL_BACKENDS, ticking
 from kinema.db import database, migrate
-from kinema.jobs import FakeClock, MemoryTaskStore, SqlTaskStore, Task, TaskEvent, open_store
+from kinema.jobs import FakeClock, SqlTaskStore, Task, TaskEvent, open_store
 from kinema.jobs.sql import claim_query
 
 CHILD = Path(__file__).with_name("store_child.py")
@@ -360,16 +360,6 @@ def test_killed_worker_process_task_is_finished_by_another(
     assert reclaimed.error is not None and "'proc-0'" in reclaimed.error
     done = store.complete(task.task_id, "survivor", [{"video": "tasks/a/2.mp4"}])
     assert (done.status, done.outputs) == ("succeed", [{"video": "tasks/a/2.mp4"}])
-
-
-@over_sql
-def test_sqlite_reads_are_local_postgres_reads_are_not(sql_url: str) -> None:
-    store = open_store(sql_url)
-    try:
-        assert store.local_reads is sql_url.startswith("sqlite")
-    finally:
-        store.close()
-    assert MemoryTaskStore().local_reads
 
 
 @over_sql

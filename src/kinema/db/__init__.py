@@ -7,7 +7,7 @@ meaning.
 """
 
 from kinema.db.base import Base, JSONDocument, UTCDateTime
-from kinema.db.database import make_engine, normalise_url, write_turn
+from kinema.db.database import make_engine, normalise_url
 from kinema.db.events import EVENT_NAMES, EventName, TaskEvent, TaskHook
 from kinema.db.migrate import open_database
 
@@ -22,5 +22,4 @@ __all__ = [
     "make_engine",
     "normalise_url",
     "open_database",
-    "write_turn",
 ]

@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -74,37 +74,42 @@ class _WriterQueue:
         return True
 
     def _flock(self, deadline: float) -> bool:
-        fd, pause = self._fd(), 0.0002
-        while not _try_flock(fd):
-            if time.monotonic() > deadline:
-                return False  # this process's writers stay queued; SQLite decides the rest
+        fd = self._fd()
+        for pause in _pauses(deadline):
+            if _try_flock(fd):
+                return True
             time.sleep(pause)  # lets go of the GIL
-            pause = min(2 * pause, 0.002)
-        return True
+        return False  # this process's writers stay queued; SQLite decides the rest
 
     async def take_turn(self) -> bool:
-        """Take both locks for the calling thread, waiting with `asyncio.sleep` (0.2 to 2 ms) instead of
-        blocking: True once held, False (holding nothing) if that took longer than the busy timeout."""
-        deadline, pause = time.monotonic() + SQLITE_BUSY_TIMEOUT_S, 0.0002
-        while not self.threads.acquire(blocking=False):
-            if time.monotonic() > deadline:
-                return False
+        """Take both locks for the calling thread, waiting with `asyncio.sleep` instead of blocking: True
+        once held, False (holding nothing) if that took longer than the busy timeout."""
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+        for pause in _pauses(deadline):
+            if self.threads.acquire(blocking=False):
+                break
             await asyncio.sleep(pause)
-            pause = min(2 * pause, 0.002)
+        else:
+            return False
         try:
-            fd = self._fd() if fcntl is not None else None
-            while fd is not None and not _try_flock(fd):
-                if time.monotonic() > deadline:
-                    self.threads.release()
-                    return False
-                await asyncio.sleep(pause)
-                pause = min(2 * pause, 0.002)
+            if fcntl is not None and not await self._flock_awaiting(deadline):
+                self.threads.release()
+                return False
         except BaseException:  # cancelled while waiting, or the lock file cannot be opened
             self.threads.release()
             raise
-        self._flocked = fd is not None
+        self._flocked = fcntl is not None
         self.turn_owner = threading.get_ident()
         return True
+
+    async def _flock_awaiting(self, deadline: float) -> bool:
+        """`_flock`, sleeping with `asyncio.sleep` between tries."""
+        fd = self._fd()
+        for pause in _pauses(deadline):
+            if _try_flock(fd):
+                return True
+            await asyncio.sleep(pause)
+        return False
 
     def end_turn(self) -> None:
         self.turn_owner = None
@@ -130,6 +135,17 @@ class _WriterQueue:
         return self._file[1]
 
 
+def _pauses(deadline: float) -> Iterator[float]:
+    """The sleeps between tries of a lock (the first try always comes), until `deadline`: 0.2 ms,
+    doubling up to 2 ms."""
+    pause = 0.0002
+    while True:
+        yield pause
+        if time.monotonic() > deadline:
+            return
+        pause = min(2 * pause, 0.002)
+
+
 def _try_flock(fd: int) -> bool:
     assert fcntl is not None
     try:
@@ -144,9 +160,9 @@ async def write_turn(engine: Engine) -> AsyncIterator[bool]:
     """Hold `engine`'s writer turn, awaited without blocking the event loop; yields True if held.
 
     Within the turn, this thread's write transactions on the file skip the writer queue: nobody else
-    of Kinema writes. A request that does nothing slow but its write can so run on the event loop — in
-    the task API, a create costs half the CPU there that it costs on a thread, where the writer held
-    the lock while it waited for the interpreter lock (docs/service.md). Yields False, holding nothing,
+    of Kinema writes. A request that does nothing slow but its write can so run on the event loop: on a
+    thread, the writer held the lock while it waited for the interpreter lock (4.65 ms at the median
+    against 0.80 ms on the loop; benchmarks/RESULTS.md, session 5). Yields False, holding nothing,
     for an engine that is not SQLite's or after a wait longer than the busy timeout: write on a thread.
     """
     queue = _ENGINE_QUEUES.get(engine)

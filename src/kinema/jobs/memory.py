@@ -41,8 +41,6 @@ T = TypeVar("T")
 
 
 class MemoryTaskStore:
-    local_reads = True  # a dict lookup under a lock held only for microseconds
-
     def __init__(
         self,
         *,

@@ -130,8 +130,6 @@ class SqlTaskStore:
         self._callbacks = callbacks
         self._aging = aging_seconds
         self.outbox = SqlOutbox(engine, clock=self._clock, retention=retention)
-        # A SQLite reader in WAL mode never waits for writers; a Postgres read is a network round trip.
-        self.local_reads = engine.dialect.name == "sqlite"
         self._postgres = engine.dialect.name == "postgresql"
         self._threaded = _Paths.to(engine)
         self._looped: weakref.WeakKeyDictionary[Engine, _Paths] = weakref.WeakKeyDictionary()

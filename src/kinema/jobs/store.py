@@ -140,13 +140,6 @@ class TaskStore(Protocol):
         """The callbacks recorded by this store's changes, for senders to claim and deliver."""
         ...
 
-    @property
-    def local_reads(self) -> bool:
-        """True when `get` and `get_by_external` never wait on a network, a lock or a writer (memory;
-        SQLite in WAL mode, where readers do not block): callers may then run them on an event loop
-        instead of paying for a thread hand-off."""
-        ...
-
     def write_turn(self) -> AbstractAsyncContextManager[bool]:
         """Await, without blocking the event loop, this process's turn to write on the loop, and hold
         it; yields True when the caller may then write through `on_loop` (memory; Postgres, which takes
