@@ -28,6 +28,22 @@ def test_a_postgres_url_means_psycopg_3() -> None:
     assert normalise_url("postgresql+psycopg://u@h/db").drivername == "postgresql+psycopg"
 
 
+def test_the_event_loops_postgres_url_keeps_libpq_settings_asyncpg_understands() -> None:
+    url = normalise_url(
+        "postgresql://u:p%40ss@db.example:6432/kinema?options=-csearch_path%3Dtenant&sslmode=require"
+        "&application_name=kinema&connect_timeout=3&keepalives=1&keepalives_idle=30"
+    )
+    dsn, timeout = database.asyncpg_dsn(url)
+    assert dsn == (
+        "postgresql://u:p%40ss@db.example:6432/kinema?application_name=kinema"
+        "&options=-csearch_path%3Dtenant&sslmode=require"
+    )
+    assert timeout == 3.0
+    assert database.asyncpg_dsn(normalise_url("postgresql://u@h/db?connect_timeout=0"))[1] == 60.0
+    with pytest.raises(InvalidRequest, match="connect_timeout must be a number of seconds, not 'soon'"):
+        database.asyncpg_dsn(normalise_url("postgresql://u@h/db?connect_timeout=soon"))
+
+
 def test_bad_database_urls_are_refused_with_the_fix(tmp_path: Path) -> None:
     cases = {
         "mysql://u@h/db": "database 'mysql' is not supported; use sqlite:///",
@@ -345,6 +361,37 @@ def test_a_postgres_connection_killed_while_idle_in_the_pool_is_replaced(
     finally:
         engine.dispose()
         admin.dispose()
+
+
+@pytest.mark.postgres
+def test_the_loops_pool_speaks_asyncpg_with_the_urls_settings(postgres_url: str) -> None:
+    from sqlalchemy.util.concurrency import greenlet_spawn
+
+    url = normalise_url(postgres_url).update_query_dict({"application_name": "kinema-loop-test"})
+    engine = make_engine(url.render_as_string(hide_password=False), pool_size=2)
+
+    def settings() -> tuple[str, str, str]:
+        with database.loop_engine(engine).connect() as connection:
+            driver = type(connection.connection.driver_connection).__module__
+            path = connection.exec_driver_sql("SHOW search_path").scalar()
+            name = connection.exec_driver_sql("SHOW application_name").scalar()
+            return driver, str(path), str(name)
+
+    async def main() -> tuple[str, str, str]:
+        try:
+            return await greenlet_spawn(settings)
+        finally:
+            await database.dispose_loop_engine(engine)
+
+    with engine.connect() as connection:  # the threads' pool, through psycopg
+        expected = str(connection.exec_driver_sql("SHOW search_path").scalar())
+    try:
+        driver, path, name = asyncio.run(main())
+    finally:
+        engine.dispose()
+    assert driver.startswith("asyncpg")
+    assert expected.startswith("kinema_test_")  # the fixture's schema, set through libpq's `options`
+    assert (path, name) == (expected, "kinema-loop-test")
 
 
 @pytest.mark.postgres

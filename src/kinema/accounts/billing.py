@@ -103,7 +103,7 @@ class Billing:
 
     def _charge(self, ledger: Ledger, event: TaskEvent) -> None:
         bill = self.bill(event)
-        account = ledger.lock_account(event.account_id)
+        account = ledger.lock_account(event.account_id, task_id=event.task_id)
         ledger.track(event.task_id, account.account_id, event.kind, bill.slots)
         history = ledger.charges(event.task_id)
         if _outstanding(history) is not None:

@@ -30,8 +30,11 @@ class Ledger(Protocol):
         """The time of this transaction (UTC, milliseconds)."""
         ...
 
-    def lock_account(self, account_id: str) -> Account:
-        """The account, locked until the transaction ends (`SELECT … FOR UPDATE`); `AccountNotFound`."""
+    def lock_account(self, account_id: str, *, task_id: str | None = None) -> Account:
+        """The account, locked until the transaction ends (`SELECT … FOR UPDATE`); `AccountNotFound`.
+
+        With `task_id`, the ledger may read that task's charges along (one round trip on SQL).
+        """
         ...
 
     def plan(self, name: str) -> Plan:

@@ -52,7 +52,7 @@ class MemoryLedger:
     def now(self) -> datetime:
         return self._now
 
-    def lock_account(self, account_id: str) -> Account:
+    def lock_account(self, account_id: str, *, task_id: str | None = None) -> Account:
         account = self._accounts.get(account_id)
         if account is None:
             raise missing_account(account_id)

@@ -55,13 +55,25 @@ TASKS = table(
     column("request", JSONDocument),
 )
 LIVE_STATUSES = ("submitted", "processing")
-# An account and its plan in one round trip, the account's row locked (not the plan's): a create's
-# billing needs both, and on the event loop every round trip waits for a turn of the loop.
-_PLAN_PREFIX = "plan__"
-_ACCOUNT_AND_PLAN = (
-    select(ACCOUNTS, *(c.label(_PLAN_PREFIX + c.name) for c in PLANS.c))
+# An account, its plan and one task's charges in one round trip, the account's row locked (not the
+# others): a create's billing needs all three, and on the event loop every round trip waits for a turn
+# of the loop. One row per charge, or one with the charge's columns empty.
+_PLAN_PREFIX, _CHARGE_PREFIX = "plan__", "charge__"
+_ACCOUNT_PLAN_AND_CHARGES = (
+    select(
+        ACCOUNTS,
+        *(c.label(_PLAN_PREFIX + c.name) for c in PLANS.c),
+        *(c.label(_CHARGE_PREFIX + c.name) for c in CHARGES.c),
+    )
     .join_from(ACCOUNTS, PLANS, PLANS.c.name == ACCOUNTS.c.plan, isouter=True)
+    .join_from(
+        ACCOUNTS,
+        CHARGES,
+        and_(CHARGES.c.task_id == bindparam("task_id"), CHARGES.c.account_id == ACCOUNTS.c.account_id),
+        isouter=True,
+    )
     .where(ACCOUNTS.c.account_id == bindparam("account_id"))
+    .order_by(CHARGES.c.seq, CHARGES.c.created_at, CHARGES.c.kind)
     .with_for_update(of=ACCOUNTS)
 )
 
@@ -73,20 +85,27 @@ class SqlLedger:
         self._connection = connection
         self._now = now
         self._plans: dict[str, Plan] = {}  # read with a locked account, in this transaction
+        self._charges: dict[str, list[Charge]] = {}  # likewise, kept up to date by `add_charge`
 
     @property
     def now(self) -> datetime:
         return self._now
 
-    def lock_account(self, account_id: str) -> Account:
-        row = self._connection.execute(_ACCOUNT_AND_PLAN, {"account_id": account_id}).one_or_none()
-        if row is None:
+    def lock_account(self, account_id: str, *, task_id: str | None = None) -> Account:
+        params = {"account_id": account_id, "task_id": task_id}
+        rows = self._connection.execute(_ACCOUNT_PLAN_AND_CHARGES, params).all()
+        if not rows:
             raise missing_account(account_id)
-        found = row._mapping
-        if found[_PLAN_PREFIX + "name"] is not None:
-            fields = {c.name: found[_PLAN_PREFIX + c.name] for c in PLANS.c}
-            self._plans[fields["name"]] = plan_of(SimpleNamespace(**fields))
-        return account_of(row)
+        first = rows[0]._mapping
+        if first[_PLAN_PREFIX + "name"] is not None:
+            self._plans[first[_PLAN_PREFIX + "name"]] = plan_of(_prefixed(first, _PLAN_PREFIX, PLANS))
+        if task_id is not None:
+            self._charges[task_id] = [
+                _charge_of(_prefixed(row._mapping, _CHARGE_PREFIX, CHARGES))
+                for row in rows
+                if row._mapping[_CHARGE_PREFIX + "task_id"] is not None
+            ]
+        return account_of(rows[0])
 
     def plan(self, name: str) -> Plan:
         if name in self._plans:
@@ -136,6 +155,8 @@ class SqlLedger:
             self._connection.execute(insert(ENTRIES), [_entry_values(entry) for entry in entries])
 
     def charges(self, task_id: str) -> builtins.list[Charge]:
+        if task_id in self._charges:
+            return list(self._charges[task_id])
         query = (
             select(CHARGES)
             .where(CHARGES.c.task_id == task_id)
@@ -153,6 +174,8 @@ class SqlLedger:
 
     def add_charge(self, charge: Charge) -> None:
         self._connection.execute(insert(CHARGES).values(**_charge_values(charge)))
+        if charge.task_id in self._charges:
+            self._charges[charge.task_id].append(charge)
 
     def track(self, task_id: str, account_id: str, kind: str, slots: int) -> None:
         del task_id, account_id, kind, slots  # the tasks table already says which tasks are live
@@ -330,7 +353,12 @@ def _charge_values(charge: Charge) -> dict[str, Any]:
     }
 
 
-def _charge_of(row: Row[Any]) -> Charge:
+def _prefixed(found: Any, prefix: str, of: Table) -> SimpleNamespace:
+    """The columns of `of` in a joined row, where they were labelled `prefix` + name."""
+    return SimpleNamespace(**{c.name: found[prefix + c.name] for c in of.c})
+
+
+def _charge_of(row: Row[Any] | SimpleNamespace) -> Charge:
     return Charge(
         task_id=row.task_id,
         seq=row.seq,
