@@ -126,3 +126,18 @@ def test_models_lists_the_builtin_model_with_capabilities() -> None:
     assert result.exit_code == 0, result.output
     (builtin,) = json.loads(result.stdout)
     assert builtin["model"] == "builtin" and "text2video" in builtin["kinds"]
+
+
+def test_training_refuses_a_bad_device_preset_or_batch_in_one_sentence(tmp_path: Path) -> None:
+    where = ["--weights", str(tmp_path / "w.safetensors"), "--state", str(tmp_path / "state.pt")]
+    cases = {
+        ("--preset", "huge"): "unknown preset 'huge'; choose one of builtin-s",
+        ("--batch-size", "0"): "--batch-size must be at least 1, not 0",
+        ("--data-workers", "-2"): "data_workers must be 0 or more, not -2",
+        ("--device", "quantum"): "unknown training device 'quantum'",
+    }
+    for args, message in cases.items():
+        result = runner.invoke(app, ["train", "builtin", "--minutes", "0.01", *where, *args])
+        assert result.exit_code == 2, result.output
+        assert message in result.output
+    assert not (tmp_path / "w.safetensors").exists()

@@ -39,6 +39,16 @@ def test_output_shape_matches_input_for_every_canvas() -> None:
     assert model(x, mask, t, ids).shape == (2, 3, 8, 27, 48)
 
 
+def test_every_shipping_preset_takes_clips_and_stills_on_every_canvas() -> None:
+    for name in ("builtin-s", "builtin-t4"):
+        model = VideoDiT(PRESETS[name]).eval()
+        with torch.inference_mode():
+            for height, width in ((27, 48), (36, 36), (48, 27)):
+                for frames in (16, 8):
+                    x, mask, t, ids = tiny_inputs(height=height, width=width, frames=frames)
+                    assert model(x, mask, t, ids).shape == (2, 3, frames, height, width), name
+
+
 def test_fresh_model_predicts_zeros_adaln_zero_start() -> None:
     model = VideoDiT(PRESETS["builtin-s"]).eval()
     out = model(*tiny_inputs())

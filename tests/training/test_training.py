@@ -1,6 +1,8 @@
+import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from kinema.backends.builtin_weights import load_model, read_card
@@ -11,9 +13,12 @@ from kinema.world.scene import held_out_triples
 TINY = TrainConfig(preset="tiny", batch_size=2, warmup_steps=2, checkpoint_minutes=100.0)
 
 
-def trainer(tmp_path: Path) -> Trainer:
+def trainer(tmp_path: Path, config: TrainConfig = TINY) -> Trainer:
     return Trainer(
-        TINY, state_path=tmp_path / "state.pt", weights_path=tmp_path / "w.safetensors", log=lambda line: None
+        config,
+        state_path=tmp_path / "state.pt",
+        weights_path=tmp_path / "w.safetensors",
+        log=lambda line: None,
     )
 
 
@@ -69,3 +74,62 @@ def test_resume_from_shipped_weights_alone(tmp_path: Path) -> None:
     ema = load_model(tmp_path / "w.safetensors")
     for a, b in zip(again.model.parameters(), ema.parameters(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_worker_processes_render_the_same_steps_as_the_thread(tmp_path: Path) -> None:
+    """A GPU run renders ahead in processes; on the CPU that must train exactly as the one thread does."""
+    alone = trainer(tmp_path / "thread")
+    alone.run(minutes=10, max_steps=3)
+    workers = trainer(tmp_path / "workers", dataclasses.replace(TINY, data_workers=2))
+    workers.run(minutes=10, max_steps=3)
+    assert workers.step == 3
+    for a, b in zip(alone.model.parameters(), workers.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_a_device_that_is_not_there_is_refused_with_the_fix(tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match="this torch sees no GPU; use --device cpu"):
+        trainer(tmp_path, dataclasses.replace(TINY, device="cuda"))
+    with pytest.raises(ValueError, match="unknown training device 'gpu0'"):
+        trainer(tmp_path, dataclasses.replace(TINY, device="gpu0"))
+    with pytest.raises(ValueError, match="data_workers must be 0 or more"):
+        trainer(tmp_path, dataclasses.replace(TINY, data_workers=-1))
+    assert trainer(tmp_path, dataclasses.replace(TINY, device="auto")).device.type == "cpu"
+
+
+def test_the_gpu_sitting_script_trains_resumes_and_leaves_weights_card_and_log(tmp_path: Path) -> None:
+    """scripts/gpu_train_builtin.sh is what a lent GPU runs; here it runs the same code on the CPU."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[2] / "scripts" / "gpu_train_builtin.sh"
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "OUT": str(tmp_path),
+        "KINEMA_GPU_DEVICE": "cpu",
+        "KINEMA_GPU_WORKERS": "1",
+        "KINEMA_GPU_WEIGHTS": str(tmp_path / "tiny.safetensors"),
+    }
+    runs = [
+        subprocess.run(
+            [str(script), "0.02", "tiny", "2"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        for _ in range(2)
+    ]
+    assert "fresh tiny run, seed 0" in runs[0].stdout
+    assert "resumed from shipped EMA weights" in runs[1].stdout
+    last = json.loads(runs[1].stdout.strip().splitlines()[-1])
+    assert last["steps"] >= 1 and last["total_steps"] > last["steps"]
+    assert read_card(tmp_path / "tiny.safetensors")["training"]["steps"] == last["total_steps"]
+    assert (tmp_path / "train.log").read_text().strip() == runs[1].stdout.strip()
+    assert not (tmp_path / "state.pt").exists()

@@ -28,7 +28,7 @@ def card_path(weights: Path) -> Path:
 def save_model(model: VideoDiT, weights: Path, card: dict[str, Any]) -> None:
     """Write fp16 weights and the card next to them, atomically (write, then rename)."""
     weights.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()}
     tmp = weights.with_suffix(".tmp")
     save_file(tensors, str(tmp))
     tmp.chmod(0o644)

@@ -25,11 +25,21 @@ def train_builtin(
         ".cache/train/builtin/state.pt"
     ),
     checkpoint_minutes: Annotated[float, typer.Option(help="Minutes between checkpoints.")] = 10.0,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto (a GPU if there is one).")] = "cpu",
+    batch_size: Annotated[int, typer.Option(help="Clips per optimiser step.")] = 16,
+    data_workers: Annotated[
+        int, typer.Option(help="Processes rendering clips ahead (0: one thread); a GPU needs many.")
+    ] = 0,
+    preset: Annotated[str, typer.Option(help="Architecture of a fresh run (kinema.models.dit.PRESETS).")] = (
+        "builtin-s"
+    ),
 ) -> None:
     """Train the built-in model on the rendered world, checkpointing as it goes."""
     import torch
 
     from kinema.backends.builtin_weights import DEFAULT_WEIGHTS
+    from kinema.errors import InvalidRequest
+    from kinema.models.dit import PRESETS
     from kinema.training.builtin import TrainConfig, Trainer
 
     settings = Settings()
@@ -43,8 +53,20 @@ def train_builtin(
                 "or remove them to start over"
             )
             raise typer.Exit(2)
+        if preset not in PRESETS:
+            raise InvalidRequest(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        if batch_size < 1:
+            raise InvalidRequest(f"--batch-size must be at least 1, not {batch_size}")
+        config = TrainConfig(
+            seed=seed,
+            checkpoint_minutes=checkpoint_minutes,
+            device=device,
+            batch_size=batch_size,
+            data_workers=data_workers,
+            preset=preset,
+        )
         trainer = Trainer(
-            TrainConfig(seed=seed, checkpoint_minutes=checkpoint_minutes),
+            config,
             state_path=state,
             weights_path=target,
             log=lambda line: console.print(line, highlight=False),

@@ -216,6 +216,9 @@ class VideoDiT(nn.Module):
 
 PRESETS: dict[str, DiTConfig] = {
     "builtin-s": DiTConfig(patch=(8, 3, 3), max_grid=(2, 16, 16)),
+    # Twice the temporal tokens of builtin-s (4 frames each, 576 per 16-frame window) at the same width:
+    # the design a GPU run trains from scratch (docs/builtin-model.md, "Training on a GPU").
+    "builtin-t4": DiTConfig(patch=(4, 3, 3), max_grid=(4, 16, 16)),
     "tiny": DiTConfig(
         patch=(8, 3, 3),
         max_grid=(2, 16, 16),

@@ -3,19 +3,22 @@
 `kinema train builtin --minutes N [--resume]` runs this loop. Every `checkpoint_minutes` it writes the
 full training state (model, EMA, optimiser, step) to a local state file and the EMA weights in fp16 to
 the package's weights file, so a killed run loses at most one interval and the next session resumes.
-Data for step k comes from a generator seeded by (seed, k): a resumed run sees the same clips.
+Data for step k comes from a generator seeded by (seed, k): a resumed run sees the same clips. On a GPU
+(`device="cuda"`) the matmuls run in bf16, the noise is drawn on the device (seeded the same way) and
+`data_workers` processes render the upcoming steps' clips, in step order, into shared memory.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import json
 import math
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +28,7 @@ import numpy as np
 import torch
 
 from kinema.backends.builtin_weights import DEFAULT_WEIGHTS, load_model, read_card, save_model
+from kinema.errors import InvalidRequest
 from kinema.models.dit import PRESETS, VideoDiT
 from kinema.sampling.flow import add_noise, sample_training_t
 from kinema.training.data import Batch, make_batch
@@ -49,7 +53,9 @@ class TrainConfig:
     t_floor: float = 0.5  # x-loss weight 1/max(t, floor)^2: a v-loss that does not starve high noise
     seed: int = 0
     checkpoint_minutes: float = 10.0
-    bf16: bool | None = None  # autocast matmuls to bfloat16; None: only where the CPU does bf16 natively
+    bf16: bool | None = None  # autocast matmuls to bfloat16; None: on GPUs, and CPUs that do bf16 natively
+    device: str = "cpu"  # "cpu", "cuda", "cuda:N", or "auto" (a GPU if there is one)
+    data_workers: int = 0  # processes rendering batches ahead (0: one thread beside the training loop)
 
 
 def native_bf16() -> bool:
@@ -84,6 +90,69 @@ def loss_fn(
     return (weight * err).mean()
 
 
+def pick_device(name: str) -> torch.device:
+    """The torch device `name` asks for; "auto" is the first GPU if there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InvalidRequest(f"unknown training device {name!r}; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidRequest(f"device {name!r} asked for, but this torch sees no GPU; use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise InvalidRequest(f"training runs on cpu or cuda, not {name!r}")
+    return device
+
+
+def render_step(config: TrainConfig, step: int) -> tuple[Batch, torch.Tensor, torch.Generator]:
+    """The clips and noise levels of `step`, a function of (seed, step) alone, and the CPU generator that
+    drew the levels (a CPU run draws the noise from it next)."""
+    rng = np.random.default_rng([config.seed, step])
+    gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+    aspect = list(CANVASES)[step % len(CANVASES)]
+    still = rng.random() < config.still_fraction
+    frames = config.num_frames // 2 if still else config.num_frames
+    batch = make_batch(rng, size=config.batch_size, aspect=aspect, num_frames=frames, still=still)
+    t = sample_training_t(config.batch_size, gen, mean=config.t_mean, std=config.t_std)
+    return batch, t, gen
+
+
+def step_data(config: TrainConfig, step: int, *, with_noise: bool) -> dict[str, torch.Tensor]:
+    """Step k's batch as tensors; `with_noise` draws the noise too, on the CPU (else the device does)."""
+    batch, t, gen = render_step(config, step)
+    data = {
+        "clips": torch.from_numpy(batch.clips),
+        "given": torch.from_numpy(batch.given),
+        "ids": torch.from_numpy(batch.ids),
+        "t": t,
+    }
+    if with_noise:
+        data["noise"] = torch.randn(batch.clips.shape, generator=gen)
+    return data
+
+
+class _Steps(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
+    """Step k's batch, for a DataLoader whose worker processes render ahead."""
+
+    def __init__(self, config: TrainConfig, *, with_noise: bool) -> None:
+        self.config, self.with_noise = config, with_noise
+
+    def __len__(self) -> int:
+        return 1 << 40
+
+    def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
+        return step_data(self.config, step, with_noise=self.with_noise)
+
+
+class _From(torch.utils.data.Sampler[int]):
+    def __init__(self, first: int) -> None:
+        self.first = first
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.count(self.first)
+
+
 class Trainer:
     """Holds model, EMA and optimiser; `run(minutes)` trains and checkpoints until the budget ends."""
 
@@ -95,8 +164,11 @@ class Trainer:
         weights_path: Path = DEFAULT_WEIGHTS,
         log: Callable[[str], None] = print,
     ) -> None:
+        if config.data_workers < 0:
+            raise InvalidRequest(f"data_workers must be 0 or more, not {config.data_workers}")
+        self.device = pick_device(config.device)
         if config.bf16 is None:
-            config = dataclasses.replace(config, bf16=native_bf16())
+            config = dataclasses.replace(config, bf16=self.device.type == "cuda" or native_bf16())
         self.config = config
         self.state_path = state_path
         self.weights_path = weights_path
@@ -104,12 +176,13 @@ class Trainer:
         model_config = PRESETS[config.preset]
         if model_config.vocab_size != len(VOCAB):
             raise ValueError(f"preset vocab_size {model_config.vocab_size} != world vocabulary {len(VOCAB)}")
-        self.model = VideoDiT(model_config)
+        with torch.random.fork_rng(devices=[]):  # a fresh run starts from the seed's weights
+            torch.manual_seed(config.seed)
+            self.model = VideoDiT(model_config).to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=config.lr, betas=(0.9, 0.99), weight_decay=config.weight_decay
         )
-        self.device_type = "cpu"
         self.step = 0
         self.clips_seen = 0
         self.minutes = 0.0
@@ -118,8 +191,17 @@ class Trainer:
     # --- state -------------------------------------------------------------------------------------
     def resume(self) -> str:
         """Continue from the full state file if present, else from the shipped EMA weights."""
+        try:
+            return self._resume()
+        except RuntimeError as error:  # load_state_dict: another architecture
+            raise InvalidRequest(
+                f"the checkpoint does not fit preset {self.config.preset!r} ({str(error).splitlines()[0]}); "
+                "resume with the preset it was trained with, or start afresh with other --weights and --state"
+            ) from None
+
+    def _resume(self) -> str:
         if self.state_path.is_file():
-            state = torch.load(self.state_path, weights_only=False)
+            state = torch.load(self.state_path, weights_only=False, map_location=self.device)
             self.model.load_state_dict(state["model"])
             self.ema.load_state_dict(state["ema"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -168,33 +250,28 @@ class Trainer:
         save_model(self.ema, self.weights_path, card)
 
     # --- loop --------------------------------------------------------------------------------------
-    def batch_for(self, step: int) -> tuple[Batch, torch.Tensor, torch.Tensor]:
-        """The data of `step`: a function of (seed, step) alone, so a resumed run sees the same clips."""
-        c = self.config
-        rng = np.random.default_rng([c.seed, step])
-        gen = torch.Generator().manual_seed(c.seed * 1_000_003 + step)
-        aspect = list(CANVASES)[step % len(CANVASES)]
-        still = rng.random() < c.still_fraction
-        frames = c.num_frames // 2 if still else c.num_frames
-        batch = make_batch(rng, size=c.batch_size, aspect=aspect, num_frames=frames, still=still)
-        t = sample_training_t(c.batch_size, gen, mean=c.t_mean, std=c.t_std)
-        return batch, t, torch.randn(batch.clips.shape, generator=gen)
+    def batch_for(self, step: int) -> dict[str, torch.Tensor]:
+        """The data of `step`: a function of (seed, step) alone, so a resumed run sees the same clips.
+        On the CPU the noise comes along; elsewhere `train_step` draws it on the device."""
+        return step_data(self.config, step, with_noise=self.device.type == "cpu")
 
-    def train_step(self, data: tuple[Batch, torch.Tensor, torch.Tensor] | None = None) -> float:
+    def _noise(self, step: int, clips: torch.Tensor) -> torch.Tensor:
+        gen = torch.Generator(self.device).manual_seed(self.config.seed * 1_000_003 + step)
+        return torch.randn(clips.shape, generator=gen, device=self.device)
+
+    def train_step(self, data: dict[str, torch.Tensor] | None = None) -> float:
         c = self.config
-        batch, t, noise = data or self.batch_for(self.step)
+        found = {
+            k: v.to(self.device, non_blocking=True) for k, v in (data or self.batch_for(self.step)).items()
+        }
+        noise = found["noise"] if "noise" in found else self._noise(self.step, found["clips"])
         for group in self.optimizer.param_groups:
             group["lr"] = c.lr * min(1.0, (self.step + 1) / c.warmup_steps)
-        # bf16 matmuls run ~3x faster than fp32 on CPUs with AVX512-BF16/AMX; weights and loss stay fp32.
-        with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=bool(c.bf16)):
+        # bf16 matmuls run ~3x faster than fp32 on CPUs with AVX512-BF16/AMX (and GPUs); weights and the
+        # loss stay fp32.
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bool(c.bf16)):
             loss = loss_fn(
-                self.model,
-                torch.from_numpy(batch.clips),
-                torch.from_numpy(batch.given),
-                torch.from_numpy(batch.ids),
-                t,
-                noise,
-                c.t_floor,
+                self.model, found["clips"], found["given"], found["ids"], found["t"], noise, c.t_floor
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -204,6 +281,32 @@ class Trainer:
         self.step += 1
         self.clips_seen += c.batch_size
         return float(loss.detach())
+
+    def _batches(self) -> Generator[dict[str, torch.Tensor]]:
+        """The batches from the current step on: rendered by worker processes, or a thread ahead."""
+        if self.config.data_workers > 0:
+            loader = torch.utils.data.DataLoader(
+                _Steps(self.config, with_noise=self.device.type == "cpu"),
+                batch_size=None,
+                sampler=_From(self.step),
+                num_workers=self.config.data_workers,
+                pin_memory=self.device.type == "cuda",
+                prefetch_factor=4,
+                persistent_workers=False,
+            )
+            yield from loader
+            return
+        # Render the next batch on a second thread while this one trains (NumPy releases the GIL).
+        with ThreadPoolExecutor(max_workers=1) as prefetch:
+            step = self.step
+            upcoming = prefetch.submit(self.batch_for, step)
+            try:
+                while True:
+                    step += 1
+                    data, upcoming = upcoming.result(), prefetch.submit(self.batch_for, step)
+                    yield data
+            finally:
+                upcoming.cancel()
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -216,14 +319,10 @@ class Trainer:
         self.model.train()
         start = last_save = time.monotonic()
         losses: list[float] = []
-        # Render the next batch on a second thread while this one trains (NumPy releases the GIL).
-        prefetch = ThreadPoolExecutor(max_workers=1)
-        upcoming = prefetch.submit(self.batch_for, self.step)
+        batches = self._batches()
         while (time.monotonic() - start) / 60 < minutes and (max_steps is None or max_steps > 0):
             tick = time.monotonic()
-            data = upcoming.result()
-            upcoming = prefetch.submit(self.batch_for, self.step + 1)
-            losses.append(self.train_step(data))
+            losses.append(self.train_step(next(batches)))
             self.minutes += (time.monotonic() - tick) / 60
             if max_steps is not None:
                 max_steps -= 1
@@ -237,7 +336,7 @@ class Trainer:
                 self.save()
                 last_save = time.monotonic()
                 self.log(f"checkpoint at step {self.step}")
-        prefetch.shutdown(cancel_futures=True)
+        batches.close()
         self.save()
         if losses:
             self.log(
