@@ -261,6 +261,7 @@ def make_engine(url: str, *, pool_size: int = POSTGRES_POOL_SIZE) -> Engine:
         raise InvalidRequest(
             f"the Postgres driver {missing} is not installed; pip install 'kinema[postgres]'"
         ) from None
+    asyncpg_dsn(parsed)  # the event loop's connections use the same URL
     _ping_after_idle(engine)
     return engine
 
@@ -312,10 +313,11 @@ _LIBPQ_ONLY = ("keepalives", "keepalives_idle", "keepalives_interval", "keepaliv
 def asyncpg_dsn(url: URL) -> tuple[str, float]:
     """`url` (a psycopg one) as a DSN asyncpg reads the same way, and its connect timeout in seconds.
 
-    asyncpg parses host, port, user, password, database and the ssl* and `options` parameters as libpq
-    does, and sends any other as a server setting (`application_name`, `search_path`, ...); libpq's
-    `connect_timeout` becomes the timeout, and its TCP keep-alive knobs, which no server would accept as
-    settings, are left out.
+    asyncpg reads host, port, user, password, database and the ssl* parameters as libpq does and sends
+    any other to the server in the startup packet, as libpq does with `options` (`-csearch_path=...`)
+    and `application_name`; libpq's `connect_timeout` becomes the timeout, and its TCP keep-alive knobs,
+    which no server would accept as settings, are left out. `make_engine` checks the URL with it, so a
+    bad one fails at start, not at the first request.
     """
     query = dict(url.query)
     timeout = query.pop("connect_timeout", "60")
