@@ -24,7 +24,6 @@ from starlette.concurrency import run_in_threadpool
 from kinema.api.auth import Caller, authenticate
 from kinema.api.context import ApiContext
 from kinema.api.errors import ApiError
-from kinema.api.keycache import CachedKeys, NotCached
 
 SESSION_COOKIE = "kinema_session"
 CSRF_HEADER = "x-csrf-token"
@@ -61,28 +60,6 @@ async def quick_write(ctx: ApiContext, write: Callable[..., T], *args: Any) -> T
     return await run_in_threadpool(write, *args)
 
 
-async def _by_header(ctx: ApiContext, header: str | None) -> Caller:
-    """Authenticate on the loop from the key cache; on a miss, on the thread pool (a database read)."""
-    keys = ctx.keys
-    if not isinstance(keys, CachedKeys):  # lookups in memory (tests): nothing to wait for
-        return authenticate(header, secret_for=keys.secret_for, account_for_api_key=keys.account_for_api_key)
-    try:
-        return authenticate(
-            header, secret_for=keys.fresh_secret_for, account_for_api_key=keys.fresh_account_for_api_key
-        )
-    except NotCached:
-        return await run_in_threadpool(
-            authenticate, header, secret_for=keys.secret_for, account_for_api_key=keys.account_for_api_key
-        )
-
-
-async def plan_ready(ctx: ApiContext, who: Caller) -> None:
-    """Have the caller's plan in the cache before a create runs on the loop, reading it on the thread
-    pool if need be, so that admission (`submit`) finds it there instead of waiting on the database."""
-    if ctx.plans is not None and not ctx.plans.has_fresh(who.account_id):
-        await run_in_threadpool(ctx.plans.plan_of, who.account_id)
-
-
 def csrf_token(ctx: ApiContext, session_token: str) -> str:
     """The CSRF token of a session: an HMAC of its cookie token under the server's secret."""
     mac = hmac.new(ctx.secret, b"kinema-csrf\x00" + session_token.encode(), hashlib.sha256)
@@ -102,7 +79,9 @@ async def caller(request: Request) -> Caller:
     header = request.headers.get("authorization")
     token = request.cookies.get(SESSION_COOKIE)
     if header is not None or not token or ctx.accounts is None:
-        return await _by_header(ctx, header)
+        return authenticate(
+            header, secret_for=ctx.keys.secret_for, account_for_api_key=ctx.keys.account_for_api_key
+        )
     session = await run_in_threadpool(ctx.accounts.session, token)
     if session is None:
         raise ApiError(

@@ -5,10 +5,6 @@ A revoked key or a disabled account therefore keeps working for at most `ttl_sec
 each API process; unknown keys are cached too, so a flood of bad tokens cannot hammer the database. A
 plan change reaches the rate limit and queue priority within as long; the limits that guard money and
 slots are checked in the create transaction itself (kinema.accounts.billing), never from this cache.
-
-The event loop asks the `fresh_*` lookups, which answer from the cache or raise `NotCached`; the caller
-then does the lookup on the thread pool (kinema.api.deps), so a miss never stops the loop for a database
-round trip.
 """
 
 from __future__ import annotations
@@ -27,30 +23,18 @@ V = TypeVar("V")
 MAX_ENTRIES = 10_000
 
 
-class NotCached(Exception):
-    """A `fresh_*` lookup has no answer younger than the cache's TTL: look it up on a thread."""
-
-
 class _TTLCache(Generic[V]):
     def __init__(self, ttl: float, clock: Callable[[], float]) -> None:
         self.ttl, self.clock = ttl, clock
         self._lock = threading.Lock()
         self._items: dict[str, tuple[float, V]] = {}
 
-    def fresh(self, key: str) -> V:
-        """The cached value of `key` if younger than the TTL, else `NotCached`."""
-        with self._lock:
-            found = self._items.get(key)
-        if found is None or self.clock() - found[0] >= self.ttl:
-            raise NotCached(key)
-        return found[1]
-
     def get(self, key: str, load: Callable[[str], V]) -> V:
         now = self.clock()
-        try:
-            return self.fresh(key)
-        except NotCached:
-            pass
+        with self._lock:
+            found = self._items.get(key)
+        if found is not None and now - found[0] < self.ttl:
+            return found[1]
         value = load(key)
         with self._lock:
             if len(self._items) >= MAX_ENTRIES:
@@ -75,12 +59,6 @@ class CachedKeys:
     def account_for_api_key(self, api_key: str) -> str | None:
         return self._static.get(api_key, self.inner.account_for_api_key)
 
-    def fresh_secret_for(self, access_key: str) -> tuple[str, str] | None:
-        return self._secrets.fresh(access_key)
-
-    def fresh_account_for_api_key(self, api_key: str) -> str | None:
-        return self._static.fresh(api_key)
-
 
 class CachedPlans:
     """The plan each account is on, remembered for `ttl_seconds` (None: no such account or plan)."""
@@ -97,11 +75,3 @@ class CachedPlans:
 
     def plan_of(self, account_id: str) -> Plan | None:
         return self._plans.get(account_id, self._load)
-
-    def has_fresh(self, account_id: str) -> bool:
-        """Whether `plan_of(account_id)` would answer from the cache."""
-        try:
-            self._plans.fresh(account_id)
-        except NotCached:
-            return False
-        return True

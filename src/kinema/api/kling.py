@@ -16,7 +16,7 @@ from kinema.api import submit as sub
 from kinema.api.auth import Caller
 from kinema.api.bodies import Body
 from kinema.api.context import ApiContext
-from kinema.api.deps import caller, context, plan_ready, quick_read, quick_write
+from kinema.api.deps import caller, context, quick_read, quick_write
 from kinema.api.errors import ApiError, envelope
 from kinema.api.views import kling_task, ms
 from kinema.jobs import Task
@@ -136,7 +136,6 @@ Who = Annotated[Caller, Depends(caller)]
 @router.post("/v1/videos/text2video")
 async def create_text2video(body: Text2VideoCreate, ctx: Ctx, who: Who) -> dict[str, Any]:
     callback = await sub.callback_of(ctx, body.callback_url)
-    await plan_ready(ctx, who)  # admission reads the plan from the cache, on the loop
     return await quick_write(ctx, _text2video, body, ctx, who, callback)
 
 
@@ -203,7 +202,6 @@ def create_image2video(body: Image2VideoCreate, ctx: Ctx, who: Who) -> dict[str,
 @router.post("/v1/videos/video-extend")
 async def create_extend(body: ExtendCreate, ctx: Ctx, who: Who) -> dict[str, Any]:
     callback = await sub.callback_of(ctx, body.callback_url)
-    await plan_ready(ctx, who)  # admission reads the plan from the cache, on the loop
     return await quick_write(ctx, _extend, body, ctx, who, callback)
 
 
@@ -241,7 +239,6 @@ async def create_image(body: ImageCreate, ctx: Ctx, who: Who) -> dict[str, Any]:
     if body.image:
         raise ApiError(1201, "image (a reference image) is not supported yet; leave it out")
     callback = await sub.callback_of(ctx, body.callback_url)
-    await plan_ready(ctx, who)  # admission reads the plan from the cache, on the loop
     return await quick_write(ctx, _image, body, ctx, who, callback)
 
 

@@ -22,7 +22,7 @@ from kinema.api import submit as sub
 from kinema.api.auth import Caller
 from kinema.api.bodies import Body
 from kinema.api.context import ApiContext
-from kinema.api.deps import caller, context, plan_ready, quick_read, quick_write
+from kinema.api.deps import caller, context, quick_read, quick_write
 from kinema.api.errors import ApiError, envelope
 from kinema.api.views import MAX_MS, kinema_task
 from kinema.jobs import InvalidTransition, Status, Task, TaskNotFound
@@ -84,7 +84,6 @@ async def create_task(body: TaskCreate, ctx: Ctx, who: Who) -> dict[str, Any]:
     callback = await sub.callback_of(ctx, body.callback_url)
     if body.image or body.image_tail:  # decoded, perhaps fetched, and stored: the thread pool
         return await run_in_threadpool(_create_task, body, ctx, who, callback)
-    await plan_ready(ctx, who)  # admission reads the plan from the cache, on the loop
     return await quick_write(ctx, _create_task, body, ctx, who, callback)
 
 
