@@ -132,7 +132,7 @@ def test_training_refuses_a_bad_device_preset_or_batch_in_one_sentence(tmp_path:
     where = ["--weights", str(tmp_path / "w.safetensors"), "--state", str(tmp_path / "state.pt")]
     cases = {
         ("--preset", "huge"): "unknown preset 'huge'; choose one of builtin-s",
-        ("--batch-size", "0"): "--batch-size must be at least 1, not 0",
+        ("--batch-size", "0"): "batch_size must be at least 1, not 0",
         ("--data-workers", "-2"): "data_workers must be 0 or more, not -2",
         ("--device", "quantum"): "unknown training device 'quantum'",
     }

@@ -38,8 +38,6 @@ def train_builtin(
     import torch
 
     from kinema.backends.builtin_weights import DEFAULT_WEIGHTS
-    from kinema.errors import InvalidRequest
-    from kinema.models.dit import PRESETS
     from kinema.training.builtin import TrainConfig, Trainer
 
     settings = Settings()
@@ -53,10 +51,6 @@ def train_builtin(
                 "or remove them to start over"
             )
             raise typer.Exit(2)
-        if preset not in PRESETS:
-            raise InvalidRequest(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        if batch_size < 1:
-            raise InvalidRequest(f"--batch-size must be at least 1, not {batch_size}")
         config = TrainConfig(
             seed=seed,
             checkpoint_minutes=checkpoint_minutes,
@@ -65,7 +59,7 @@ def train_builtin(
             data_workers=data_workers,
             preset=preset,
         )
-        trainer = Trainer(
+        trainer = Trainer(  # checks the preset, batch size, workers and device
             config,
             state_path=state,
             weights_path=target,

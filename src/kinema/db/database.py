@@ -315,9 +315,10 @@ def asyncpg_dsn(url: URL) -> tuple[str, float]:
 
     asyncpg reads host, port, user, password, database and the ssl* parameters as libpq does and sends
     any other to the server in the startup packet, as libpq does with `options` (`-csearch_path=...`)
-    and `application_name`; libpq's `connect_timeout` becomes the timeout, and its TCP keep-alive knobs,
-    which no server would accept as settings, are left out. `make_engine` checks the URL with it, so a
-    bad one fails at start, not at the first request.
+    and `application_name`; libpq's `connect_timeout` becomes the timeout (0, libpq's "wait forever",
+    becomes asyncpg's default of 60 s), and its TCP keep-alive knobs, which no server would accept as
+    settings, are left out. `make_engine` checks the URL with it, so a bad one fails at start, not at
+    the first request.
     """
     query = dict(url.query)
     timeout = query.pop("connect_timeout", "60")

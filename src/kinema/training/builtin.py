@@ -164,6 +164,10 @@ class Trainer:
         weights_path: Path = DEFAULT_WEIGHTS,
         log: Callable[[str], None] = print,
     ) -> None:
+        if config.preset not in PRESETS:
+            raise InvalidRequest(f"unknown preset {config.preset!r}; choose one of {', '.join(PRESETS)}")
+        if config.batch_size < 1:
+            raise InvalidRequest(f"batch_size must be at least 1, not {config.batch_size}")
         if config.data_workers < 0:
             raise InvalidRequest(f"data_workers must be 0 or more, not {config.data_workers}")
         self.device = pick_device(config.device)
