@@ -122,3 +122,24 @@ def test_sizes_beyond_the_model_are_refused_with_the_limit(backend: BuiltinBacke
         run(backend, segment(height=60, width=60))
     with pytest.raises(InvalidRequest, match="8 or 16 frames"):
         run(backend, segment(num_frames=12))
+
+
+def test_segments_with_the_same_captions_encode_them_once(backend: BuiltinBackend) -> None:
+    calls: list[tuple[int, ...]] = []
+    encode = backend.net.encode_text
+
+    def counted(ids: torch.Tensor):  # type: ignore[no-untyped-def]
+        calls.append(tuple(ids.shape))
+        return encode(ids)
+
+    backend.net.encode_text = counted  # type: ignore[method-assign]
+    first = run(backend, segment())
+    again = run(backend, segment())  # the next segment of the same request
+    run(backend, segment(prompt="a blue star spinning on a gray background"))
+    run(backend, segment(guidance_scale=1.0))  # unguided: the prompt alone
+    assert np.array_equal(first, again)
+    assert calls == [(2, 16), (2, 16), (1, 16)]
+
+
+def test_the_loaded_network_runs_channels_last(backend: BuiltinBackend) -> None:
+    assert backend.net.refine[0].weight.is_contiguous(memory_format=torch.channels_last_3d)

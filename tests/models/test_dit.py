@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from kinema.models.dit import PRESETS, VideoDiT
@@ -103,3 +104,24 @@ def test_overfits_one_tiny_batch() -> None:
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.1 * losses[0]
+
+
+def test_a_caption_encoded_once_predicts_exactly_what_its_ids_do() -> None:
+    model = trained_like(VideoDiT(PRESETS["tiny"])).eval()
+    x, mask, t, ids = tiny_inputs()
+    with torch.no_grad():
+        text = model.encode_text(ids)
+        assert torch.equal(model(x, mask, t, ids), model(x, mask, t, text=text))
+        assert torch.equal(model(x, mask, 1 - t, ids), model(x, mask, 1 - t, text=text))  # reused per step
+    with pytest.raises(ValueError, match="needs the caption"):
+        model(x, mask, t)
+
+
+def test_channels_last_weights_give_the_same_prediction() -> None:
+    model = trained_like(VideoDiT(PRESETS["tiny"])).eval()
+    inputs = tiny_inputs()
+    with torch.no_grad():
+        plain = model(*inputs)
+        fast = model.to(memory_format=torch.channels_last_3d)(*inputs)
+    assert model.refine[0].weight.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-4)

@@ -16,7 +16,8 @@ import torch
 from kinema.backends.base import Segment, StepCallback, StopCheck, check_given
 from kinema.backends.builtin_weights import DEFAULT_WEIGHTS, load_model, read_card
 from kinema.errors import Cancelled, InvalidRequest
-from kinema.models.dit import VideoDiT
+from kinema.models.allocator import reuse_freed_memory
+from kinema.models.dit import TextContext, VideoDiT
 from kinema.sampling.flow import euler_step, guide, timesteps
 from kinema.spec import Capabilities
 from kinema.world.captions import tokenize_batch
@@ -43,12 +44,17 @@ class BuiltinBackend:
         self.device = torch.device(device)
         self.shift = shift
         self._net = net
+        self._text_memo: tuple[tuple[int, tuple[int, ...], bytes], TextContext] | None = None
 
     @property
     def net(self) -> VideoDiT:
         """The network, loaded on first use so that listing models stays cheap."""
         if self._net is None:
-            self._net = load_model(self.weights).to(self.device)
+            if self.device.type == "cpu":
+                reuse_freed_memory()  # no page faults for each forward's fresh activations
+            net = load_model(self.weights).to(self.device)
+            # The refinement head's 3x3 convolutions run ~3x faster channels-last on the CPU.
+            self._net = net.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
         return self._net
 
     def capabilities(self) -> Capabilities:
@@ -90,7 +96,7 @@ class BuiltinBackend:
         prompts: list[str | None] = [segment.prompt] * n
         if guided:
             prompts += [segment.negative_prompt or ""] * n
-        ids = torch.from_numpy(tokenize_batch(prompts)).to(self.device)
+        text = self._encoded(net, tokenize_batch(prompts))  # the same for every step
         # 2. Given frames enter clean, flagged by the mask channel.
         clean = torch.zeros(n, 3, t, h, w, device=self.device)
         mask = torch.zeros(n, 1, t, h, w, device=self.device)
@@ -101,21 +107,21 @@ class BuiltinBackend:
         x = torch.stack(
             [torch.randn(3, t, h, w, generator=torch.Generator().manual_seed(seed)) for seed in segment.seeds]
         ).to(self.device)
-        # 4. Denoise from t=1 to t=0.
+        # 4. Denoise from t=1 to t=0; what every step shares is computed once.
+        batch = 2 if guided else 1
+        given, free = mask * clean, 1.0 - mask
+        masks = mask.repeat(batch, 1, 1, 1, 1)
+        x_in = torch.empty(batch * n, 3, t, h, w, device=self.device)  # both guidance halves
         levels = timesteps(segment.num_inference_steps, shift=self.shift).tolist()
         for step, (level, level_next) in enumerate(itertools.pairwise(levels)):
             if should_stop():
                 raise Cancelled("generation was cancelled")
-            x_in = mask * clean + (1.0 - mask) * x
-            batch = 2 if guided else 1
-            pred = net(
-                x_in.repeat(batch, 1, 1, 1, 1),
-                mask.repeat(batch, 1, 1, 1, 1),
-                torch.full((batch * n,), level, device=self.device),
-                ids,
-            )
+            torch.addcmul(given, free, x, out=x_in[:n])
+            if guided:
+                x_in[n:] = x_in[:n]
+            pred = net(x_in, masks, torch.full((batch * n,), level, device=self.device), text=text)
             x0 = guide(pred[:n], pred[n:], segment.guidance_scale) if guided else pred
-            x0 = mask * clean + (1.0 - mask) * x0.clamp(-1.0, 1.0)
+            x0 = torch.addcmul(given, free, x0.clamp_(-1.0, 1.0))
             x = euler_step(x, x0, level, level_next)
             on_step(step + 1, segment.num_inference_steps, _to_uint8(x0[0, :, t // 2]))
         # 5. Back to pixels, given frames exactly as given.
@@ -123,6 +129,17 @@ class BuiltinBackend:
         for index, frames in segment.given.items():
             out[:, index] = frames
         return out
+
+    def _encoded(self, net: VideoDiT, ids: np.ndarray) -> TextContext:
+        """The captions' encoding, remembered for the next call: every segment of a long video (and every
+        candidate batch of a request) asks for the same captions."""
+        key = (id(net), ids.shape, ids.tobytes())
+        memo = self._text_memo
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        text = net.encode_text(torch.from_numpy(ids).to(self.device))
+        self._text_memo = (key, text)
+        return text
 
     def _check_size(self, segment: Segment) -> None:
         pt, ph, pw = self.net.config.patch

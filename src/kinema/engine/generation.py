@@ -12,6 +12,7 @@ import contextlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -151,8 +152,10 @@ class Engine:
                 for batch in _resampled(Path(request.video), plan.fps, (plan.height, plan.width)):
                     for writer in writers:
                         writer.write(batch)
+            # Posters (the middle of the first segment) are drawn while the model goes on.
+            poster_pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="kinema-poster"))
+            posters: list[Future[None]] = []
             anchor = None if tail is None else colour_anchor(tail)
-            posters: list[np.ndarray] = []
             done = 0
             for index, seg in enumerate(segments):
                 given: dict[int, np.ndarray] = {}
@@ -177,7 +180,12 @@ class Engine:
                 for i, writer in enumerate(writers):
                     writer.write(new[i])
                 if not posters:
-                    posters = [new[i, new.shape[1] // 2] for i in range(n)]
+                    posters = [
+                        poster_pool.submit(
+                            video.write_poster, new[i, new.shape[1] // 2].copy(), poster, display_size=display
+                        )
+                        for i, poster in enumerate(_posters(out_dir, n))
+                    ]
                 tail = (
                     np.concatenate([tail, new], axis=1)[:, -caps.context_frames :]
                     if tail is not None
@@ -185,10 +193,10 @@ class Engine:
                 )
                 done += plan.num_inference_steps
             frame_counts = [w.frames_written for w in writers]
+        for job in posters:
+            job.result()  # raises what drawing a poster raised
         candidates = []
-        for i, seed in enumerate(seeds):
-            poster = out_dir / f"video-{i}.png"
-            video.write_poster(posters[i], poster, display_size=display)
+        for i, (seed, poster) in enumerate(zip(seeds, _posters(out_dir, n), strict=True)):
             candidates.append(
                 Candidate(
                     index=i,
@@ -247,6 +255,10 @@ class Engine:
             seeds=seeds,
             given=given or {},
         )
+
+
+def _posters(out_dir: Path, n: int) -> list[Path]:
+    return [out_dir / f"video-{i}.png" for i in range(n)]
 
 
 def _segment_seeds(seeds: tuple[int, ...], index: int) -> tuple[int, ...]:

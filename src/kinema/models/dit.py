@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -89,21 +90,41 @@ class Attention(nn.Module):
         self.q_norm = nn.RMSNorm(width // heads)
         self.k_norm = nn.RMSNorm(width // heads)
 
-    def forward(
-        self, x: torch.Tensor, context: torch.Tensor | None = None, pad: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        b, n, d = x.shape
-        src = x if context is None else context
-        q = self.q(x).view(b, n, self.heads, -1)  # (B, N, h, d/h)
-        k, v = self.kv(src).view(b, src.shape[1], 2, self.heads, -1).unbind(2)  # (B, M, h, d/h) each
-        mask = None if pad is None else ~pad[:, None, None, :]  # True = attend
+    def keys_values(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normed keys and values of `src` (B, M, D), each (B, h, M, d/h)."""
+        k, v = self.kv(src).view(src.shape[0], src.shape[1], 2, self.heads, -1).unbind(2)
         # QK-norm in fp32 (under bf16 autocast the projections arrive in bf16), applied before the
         # heads move forward: the norm's last axis is then contiguous, which the CPU kernel runs
         # faster; each row is normalised the same way, so the result is unchanged.
+        return self.k_norm(k.float()).to(v.dtype).transpose(1, 2), v.transpose(1, 2)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
+        pad: torch.Tensor | None = None,
+        kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """`kv`: this layer's `keys_values(context)` computed earlier (the caption's, reused per step)."""
+        b, n, d = x.shape
+        q = self.q(x).view(b, n, self.heads, -1)  # (B, N, h, d/h)
+        if kv is None:
+            kv = self.keys_values(x if context is None else context)
+        k, v = kv
         q = self.q_norm(q.float()).to(v.dtype).transpose(1, 2)  # (B, h, N, d/h)
-        k = self.k_norm(k.float()).to(v.dtype).transpose(1, 2)
-        y = F.scaled_dot_product_attention(q, k, v.transpose(1, 2), attn_mask=mask)
+        mask = None if pad is None else ~pad[:, None, None, :]  # True = attend
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out(y.transpose(1, 2).reshape(b, n, d))
+
+
+@dataclass(frozen=True)
+class TextContext:
+    """What a caption contributes to every forward, computed once per sampled clip: the pooled vector
+    (projected to the model width), the padding mask and each block's cross-attention keys and values."""
+
+    pooled: torch.Tensor  # (B, D)
+    pad: torch.Tensor  # (B, L)
+    kv: tuple[tuple[torch.Tensor, torch.Tensor], ...]  # per block, (B, h, L, d/h) each
 
 
 class DiTBlock(nn.Module):
@@ -118,15 +139,15 @@ class DiTBlock(nn.Module):
         self.cross = Attention(d, config.heads, context_width=config.text_width)
         self.norm3 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         hidden = int(d * config.mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d))
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
 
     def forward(
-        self, x: torch.Tensor, c: torch.Tensor, text: torch.Tensor, pad: torch.Tensor
+        self, x: torch.Tensor, c: torch.Tensor, pad: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor]
     ) -> torch.Tensor:
         shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(c).chunk(6, dim=-1)  # (B, D) each
         x = x + gate1[:, None] * self.attn(modulate(self.norm1(x), shift1, scale1))
-        x = x + self.cross(self.norm2(x), text, pad)
+        x = x + self.cross(self.norm2(x), pad=pad, kv=kv)
         return x + gate2[:, None] * self.mlp(modulate(self.norm3(x), shift2, scale2))
 
 
@@ -192,10 +213,23 @@ class VideoDiT(nn.Module):
         nn.init.zeros_(self.refine[-1].weight)
         nn.init.zeros_(self.refine[-1].bias)
 
+    def encode_text(self, ids: torch.Tensor) -> TextContext:
+        """The caption's part of the forward; a sampler computes it once and passes it to every step."""
+        text, pooled, pad = self.text(ids)  # (B, L, Dt), (B, Dt), (B, L)
+        kv = tuple(cast(DiTBlock, block).cross.keys_values(text) for block in self.blocks)
+        return TextContext(pooled=self.text_pool(pooled), pad=pad, kv=kv)
+
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, t: torch.Tensor, ids: torch.Tensor
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        t: torch.Tensor,
+        ids: torch.Tensor | None = None,
+        *,
+        text: TextContext | None = None,
     ) -> torch.Tensor:
-        """x (B, 3, T, H, W) in [-1, 1] with given frames clean; mask (B, 1, T, H, W); t (B,); ids (B, L)."""
+        """x (B, 3, T, H, W) in [-1, 1] with given frames clean; mask (B, 1, T, H, W); t (B,); and the
+        caption as ids (B, L) or as `encode_text(ids)`."""
         pt, ph, pw = self.config.patch
         inp = torch.cat([x, mask], dim=1)  # (B, 4, T, H, W)
         b, c, frames, height, width = inp.shape
@@ -204,14 +238,18 @@ class VideoDiT(nn.Module):
         tokens = self.patch_embed(tokens.reshape(b, gt * gh * gw, -1))  # (B, N, D)
         pos = self.pos_t[:gt, None, None] + self.pos_h[None, :gh, None] + self.pos_w[None, None, :gw]
         tokens = tokens + pos.reshape(1, gt * gh * gw, -1)
-        text, pooled, pad = self.text(ids)  # (B, L, Dt), (B, Dt), (B, L)
-        cond = self.t_embed(t) + self.text_pool(pooled)  # (B, D)
-        for block in self.blocks:
-            tokens = block(tokens, cond, text, pad)
+        if text is None:
+            if ids is None:
+                raise ValueError("VideoDiT.forward needs the caption: ids or text=encode_text(ids)")
+            text = self.encode_text(ids)
+        cond = self.t_embed(t) + text.pooled  # (B, D)
+        for block, kv in zip(self.blocks, text.kv, strict=True):
+            tokens = block(tokens, cond, text.pad, kv)
         out = self.final(tokens, cond)  # (B, N, pt*ph*pw*3)
         out = out.view(b, gt, gh, gw, -1, pt, ph, pw).permute(0, 4, 1, 5, 2, 6, 3, 7)
         out = out.reshape(b, -1, frames, height, width)  # (B, 3, T, H, W)
-        return out + self.refine(torch.cat([out, inp], dim=1))
+        both = torch.cat([out, inp], dim=1).contiguous(memory_format=torch.channels_last_3d)
+        return out + self.refine(both)
 
 
 PRESETS: dict[str, DiTConfig] = {

@@ -29,6 +29,7 @@ import torch
 
 from kinema.backends.builtin_weights import DEFAULT_WEIGHTS, load_model, read_card, save_model
 from kinema.errors import InvalidRequest
+from kinema.models.allocator import reuse_freed_memory
 from kinema.models.dit import PRESETS, VideoDiT
 from kinema.sampling.flow import add_noise, sample_training_t
 from kinema.training.data import Batch, make_batch
@@ -171,6 +172,8 @@ class Trainer:
         if config.data_workers < 0:
             raise InvalidRequest(f"data_workers must be 0 or more, not {config.data_workers}")
         self.device = pick_device(config.device)
+        if self.device.type == "cpu":
+            reuse_freed_memory()  # each step's activations come back without page faults
         if config.bf16 is None:
             config = dataclasses.replace(config, bf16=self.device.type == "cuda" or native_bf16())
         self.config = config
