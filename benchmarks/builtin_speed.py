@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -107,9 +106,12 @@ def peak_rss_mb(seconds: float) -> tuple[float, float]:
     return peak, peak - baseline
 
 
-def _rss_mb() -> float:
+def _rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory (VmRSS) or its peak (VmHWM) in MB. The peak is read here rather
+    than from getrusage, whose ru_maxrss survives exec: a child would report at least the resident
+    size of the parent it was forked from."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -124,7 +126,7 @@ def run_memory_case(seconds: float) -> None:
         if seconds > 0:
             video = base.candidates[0].video or ""
             engine.run(ExtendVideo(prompt=PROMPT, video=video, seconds=seconds, seed=0), Path(work) / "ext")
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, baseline)
+    print(_rss_mb("VmHWM"), baseline)
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

@@ -2,10 +2,11 @@
 
 glibc serves blocks above its mmap threshold (128 KiB at start, adapting upward) with fresh `mmap`
 pages and unmaps them on free, so each new activation of a small model's forward pays a page fault
-per 4 KiB touched: about 1,100 faults and roughly a tenth of the built-in model's forward on this
-project's 2-core VM (benchmarks/RESULTS.md, session 7). Raising the mmap and trim thresholds makes
-those blocks come from, and return to, the heap. Peak memory is unchanged; what is freed stays
-reserved for the next forward. A no-op where the C library is not glibc.
+per 4 KiB touched: 1,100-1,300 faults per forward of the built-in model, 86,000-92,000 per
+5-second clip, on this project's 2-core VM (benchmarks/RESULTS.md, session 7). Raising the mmap and
+trim thresholds makes those blocks come from, and return to, the heap. Peak memory is unchanged; up
+to 64 MiB that was freed at the top of the heap stays reserved for the next forward. A no-op where
+the C library is not glibc.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import threading
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest accepted value on 64-bit
-TRIM_THRESHOLD = 256 * 1024 * 1024  # free heap kept at the top before it is returned
+TRIM_THRESHOLD = 64 * 1024 * 1024  # free heap kept at the top before it goes back to the kernel
 
 _lock = threading.Lock()
 _done: list[bool] = []
