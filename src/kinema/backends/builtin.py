@@ -44,7 +44,7 @@ class BuiltinBackend:
         self.device = torch.device(device)
         self.shift = shift
         self._net = net
-        self._text_memo: tuple[tuple[int, tuple[int, ...], bytes], TextContext] | None = None
+        self._text_memo: tuple[tuple[tuple[int, ...], bytes], TextContext] | None = None
 
     @property
     def net(self) -> VideoDiT:
@@ -133,7 +133,7 @@ class BuiltinBackend:
     def _encoded(self, net: VideoDiT, ids: np.ndarray) -> TextContext:
         """The captions' encoding, remembered for the next call: every segment of a long video (and every
         candidate batch of a request) asks for the same captions."""
-        key = (id(net), ids.shape, ids.tobytes())
+        key = (ids.shape, ids.tobytes())
         memo = self._text_memo
         if memo is not None and memo[0] == key:
             return memo[1]

@@ -79,7 +79,8 @@ class TextEncoder(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head attention with QK-norm; self-attention when `context` is None."""
+    """Multi-head attention with QK-norm: over `x` itself, or over the keys and values `kv` that
+    `keys_values(context)` made of another sequence (the caption's, once per clip)."""
 
     def __init__(self, width: int, heads: int, context_width: int | None = None) -> None:
         super().__init__()
@@ -101,16 +102,12 @@ class Attention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        context: torch.Tensor | None = None,
         pad: torch.Tensor | None = None,
         kv: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """`kv`: this layer's `keys_values(context)` computed earlier (the caption's, reused per step)."""
         b, n, d = x.shape
         q = self.q(x).view(b, n, self.heads, -1)  # (B, N, h, d/h)
-        if kv is None:
-            kv = self.keys_values(x if context is None else context)
-        k, v = kv
+        k, v = self.keys_values(x) if kv is None else kv
         q = self.q_norm(q.float()).to(v.dtype).transpose(1, 2)  # (B, h, N, d/h)
         mask = None if pad is None else ~pad[:, None, None, :]  # True = attend
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
