@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -393,3 +394,83 @@ def test_on_loop_runs_store_calls_on_the_loops_thread_and_postgres_awaits_them(s
     if postgres:
         assert ticks >= 10  # the loop served others while the create's round trips were awaited
         assert not database._LOOP_ENGINES.get(store.engine)  # leave_loop closed its connections
+
+
+@over_sql
+def test_reads_on_the_loop_give_the_same_task_as_reads_on_a_thread(sql_url: str) -> None:
+    # On Postgres the loop's polls go to asyncpg directly, not through SQLAlchemy's rows: every field
+    # must come back the same (decoded JSON, aware UTC times, NULLs), for a found task and a missing one.
+    store = open_store(sql_url)
+    try:
+        done = make(store, external_task_id="ext-1", request={"prompt": "p", "n": 2, "nested": {"a": [1]}})
+        claimed = store.claim("w1", LEASE)
+        assert claimed is not None and claimed.task_id == done.task_id
+        store.heartbeat(done.task_id, "w1", LEASE, progress=0.5, stage="denoise", preview_key="p/1.png")
+        done = store.complete(done.task_id, "w1", [{"video": "tasks/acme/1.mp4", "seconds": 5.0}])
+        failed = make(store)
+        assert store.claim("w2", LEASE) is not None
+        failed = store.fail(failed.task_id, "w2", error="out of memory", retryable=True)  # queued, error kept
+        queued = make(store, priority=3)
+        lookups = [
+            (done.task_id, "acme", None), (failed.task_id, "acme", None), (queued.task_id, "acme", None),
+            (done.task_id, "other", None), ("404", "acme", None), (None, "acme", "ext-1"),
+            (None, "other", "ext-1"), (None, "acme", "ext-2"),
+        ]  # fmt: skip
+
+        def read_all() -> list[Task | None]:
+            return [
+                store.get(task_id, account) if task_id else store.get_by_external(str(external), account)
+                for task_id, account, external in lookups
+            ]
+
+        async def on_loop() -> list[Task | None]:
+            found = await store.on_loop(read_all)
+            await store.leave_loop()
+            return found
+
+        looped, threaded = asyncio.run(on_loop()), read_all()
+    finally:
+        store.close()
+    assert looped == threaded
+    assert [task is not None for task in looped] == [True, True, True, False, False, True, False, False]
+    assert looped[0] is not None and looped[0].outputs == [{"video": "tasks/acme/1.mp4", "seconds": 5.0}]
+    assert looped[0].finished_at is not None and looped[0].finished_at.utcoffset() == timedelta(0)
+    assert looped[1] is not None and looped[1].error == "out of memory"
+
+
+@pytest.mark.postgres
+def test_a_loop_read_on_a_connection_the_server_dropped_fails_once_then_the_pool_renews_it(
+    postgres_url: str,
+) -> None:
+    store = open_store(postgres_url)
+    made = make(store)
+
+    def drop_loop_connections() -> None:
+        with store.engine.connect() as connection:  # a thread-side connection kills the loop's
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE pid <> pg_backend_pid() AND datname = current_database() "
+                    "AND query LIKE 'SELECT task_id%'"
+                )
+            )
+
+    async def main() -> list[str]:
+        outcomes = []
+        assert await store.on_loop(store.get, made.task_id, "acme") == made
+        await asyncio.to_thread(drop_loop_connections)
+        await asyncio.sleep(0.1)
+        for _ in range(3):
+            try:
+                found = await store.on_loop(store.get, made.task_id, "acme")
+                outcomes.append("found" if found == made else "wrong")
+            except Exception as error:  # the dead connection's own error, whatever the driver calls it
+                outcomes.append(type(error).__name__)
+        await store.leave_loop()
+        return outcomes
+
+    try:
+        outcomes = asyncio.run(main())
+    finally:
+        store.close()
+    assert outcomes[1:] == ["found", "found"], outcomes  # at most the first read meets the dead connection

@@ -55,6 +55,9 @@ TASKS = table(
     column("request", JSONDocument),
 )
 LIVE_STATUSES = ("submitted", "processing")
+# Built once: a create charges its task with these, and `.values(...)` per call cost a statement build.
+_INSERT_CHARGE = insert(CHARGES)
+_INSERT_ENTRY = insert(ENTRIES)
 # An account, its plan and one task's charges in one round trip, the account's row locked (not the
 # others): a create's billing needs all three, and on the event loop every round trip waits for a turn
 # of the loop. One row per charge, or one with the charge's columns empty.
@@ -152,7 +155,7 @@ class SqlLedger:
 
     def add_entries(self, entries: Sequence[LedgerEntry]) -> None:
         if entries:
-            self._connection.execute(insert(ENTRIES), [_entry_values(entry) for entry in entries])
+            self._connection.execute(_INSERT_ENTRY, [_entry_values(entry) for entry in entries])
 
     def charges(self, task_id: str) -> builtins.list[Charge]:
         if task_id in self._charges:
@@ -173,7 +176,7 @@ class SqlLedger:
         return [_entry_of(row) for row in self._connection.execute(query)]
 
     def add_charge(self, charge: Charge) -> None:
-        self._connection.execute(insert(CHARGES).values(**_charge_values(charge)))
+        self._connection.execute(_INSERT_CHARGE, _charge_values(charge))
         if charge.task_id in self._charges:
             self._charges[charge.task_id].append(charge)
 

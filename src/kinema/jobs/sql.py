@@ -12,15 +12,17 @@ module only reads, locks and writes rows.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import weakref
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     CursorResult,
     Engine,
     Row,
@@ -34,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.util.concurrency import greenlet_spawn, in_greenlet
+from sqlalchemy.util.concurrency import await_only, greenlet_spawn, in_greenlet
 
 from kinema.db.clock import Clock, SystemClock, to_ms
 from kinema.db.database import dispose_loop_engine, loop_engine, write_turn
@@ -42,8 +44,8 @@ from kinema.db.events import EventName, TaskHook
 from kinema.db.migrate import open_database
 from kinema.jobs import transitions as tr
 from kinema.jobs.ids import new_task_id
-from kinema.jobs.outbox import CallbackFor, callback_of
-from kinema.jobs.schema import TaskRow, WorkerRow
+from kinema.jobs.outbox import CallbackFor, callback_of, new_entry
+from kinema.jobs.schema import CallbackRow, TaskRow, WorkerRow
 from kinema.jobs.sql_outbox import SqlOutbox, new_row
 from kinema.jobs.store import (
     AGING_SECONDS,
@@ -61,14 +63,31 @@ from kinema.spec import Kind
 
 T = TypeVar("T")
 TASKS = cast(Table, TaskRow.__table__)
-# Built once: the hot reads skip building the statement and its cache key on every call.
-_BY_ID = select(TASKS).where(
-    TASKS.c.task_id == bindparam("task_id"), TASKS.c.account_id == bindparam("account_id")
-)
-_BY_EXTERNAL = select(TASKS).where(
-    TASKS.c.account_id == bindparam("account_id"),
-    TASKS.c.external_task_id == bindparam("external_task_id"),
-)
+_COLUMNS = ", ".join(column.name for column in TASKS.columns)
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A hot single-task read, built once (no statement or cache key to build per call): as a SQLAlchemy
+    statement, and as an asyncpg one for the event loop's Postgres connections ($n is `names[n-1]`)."""
+
+    query: Select[Any]
+    raw: str
+    names: tuple[str, ...]
+
+    @classmethod
+    def where(cls, *names: str) -> _Read:
+        query = select(TASKS).where(*(TASKS.c[name] == bindparam(name) for name in names))
+        match = " AND ".join(f"{name} = ${i}" for i, name in enumerate(names, 1))
+        return cls(query, f"SELECT {_COLUMNS} FROM tasks WHERE {match}", names)
+
+
+_BY_ID = _Read.where("task_id", "account_id")
+_BY_EXTERNAL = _Read.where("account_id", "external_task_id")
+_INSERT_TASK = TASKS.insert()
+_INSERT_CALLBACK = cast(Table, CallbackRow.__table__).insert()
+_TASK_FIELDS = tuple(field.name for field in dataclasses.fields(Task))
+_TIMES = ("lease_expires_at", "created_at", "updated_at", "started_at", "finished_at", "expires_at")
 
 
 def open_store(
@@ -218,7 +237,7 @@ class SqlTaskStore:
         stored_request = tr.json_copy("request", dict(request))
         for _ in range(3):  # a fresh id only collides by a freak of chance; try again with another
             now = self._now()
-            row = _new_row(
+            values = _new_values(
                 account_id=account_id,
                 kind=kind,
                 model=model,
@@ -229,16 +248,21 @@ class SqlTaskStore:
                 now=now,
                 queue_at=tr.queue_place(now, priority, self._aging),
             )
+            task = _to_task_values(values)
             try:
-                with self._at.writes.begin() as session:
-                    session.add(row)
+                # Core statements on a connection, not an ORM session: a create is the API's hottest
+                # write, and the unit of work cost a third of its CPU on the event loop (RESULTS.md).
+                with self._at.write_connections.begin() as connection:
                     try:
-                        session.flush()
+                        connection.execute(_INSERT_TASK, values)
                     except IntegrityError as error:
                         raise _Clash from error  # only the task's own insert; the hook's errors pass
-                    self._fire(session, "created", row)
-                    self._announce(session, row)
-                return _to_task(row)
+                    if self._hook is not None:
+                        self._hook(connection, tr.task_event("created", task))
+                    callback = callback_of(self._callbacks, task) if self._callbacks is not None else None
+                    if callback is not None:
+                        connection.execute(_INSERT_CALLBACK, new_entry(task, callback, now))
+                return task
             except _Clash:
                 if external_task_id is not None and (
                     dup := self.get_by_external(external_task_id, account_id)
@@ -248,10 +272,15 @@ class SqlTaskStore:
                     ) from None
         raise RuntimeError("three fresh task ids collided in a row; the id generator is broken, report a bug")
 
-    def _one(self, query: Select[Any], **params: str) -> Task | None:
-        """One task by a single-statement Core read (no ORM session, no BEGIN on SQLite): the polls."""
+    def _one(self, read: _Read, **params: str) -> Task | None:
+        """One task by a single-statement read without a transaction (no BEGIN on SQLite, autocommit on
+        Postgres): the polls. On the event loop's Postgres twin the statement goes to the asyncpg
+        connection itself: SQLAlchemy's cursor layer and row processing cost more than asyncpg's
+        prepared statement and its decoded row (RESULTS.md)."""
         with self._at.single_reads.connect() as connection:
-            row = connection.execute(query, params).one_or_none()
+            if self._postgres and in_greenlet():
+                return _fetch_task(connection, read.raw, [params[name] for name in read.names])
+            row = connection.execute(read.query, params).one_or_none()
             return _to_task(row) if row is not None else None
 
     def get(self, task_id: str, account_id: str) -> Task | None:
@@ -440,15 +469,16 @@ class _Paths:
 
     reads: sessionmaker[Session]
     writes: sessionmaker[Session]
+    write_connections: Engine  # Core statements in a write transaction, as `writes` opens them
     single_reads: Engine
 
     @classmethod
     def to(cls, engine: Engine) -> _Paths:
+        writing = engine.execution_options(kinema_sqlite_begin="IMMEDIATE")
         return cls(
             reads=sessionmaker(engine, expire_on_commit=False),
-            writes=sessionmaker(
-                engine.execution_options(kinema_sqlite_begin="IMMEDIATE"), expire_on_commit=False
-            ),
+            writes=sessionmaker(writing, expire_on_commit=False),
+            write_connections=writing,
             single_reads=(
                 engine.execution_options(isolation_level="AUTOCOMMIT")
                 if engine.dialect.name == "postgresql"
@@ -473,7 +503,7 @@ def _insert(engine: Engine) -> postgresql.Insert | sqlite.Insert:
     return sqlite.insert(WorkerRow)
 
 
-def _new_row(
+def _new_values(
     *,
     account_id: str,
     kind: str,
@@ -484,8 +514,9 @@ def _new_row(
     max_attempts: int,
     now: datetime,
     queue_at: datetime,
-) -> TaskRow:
-    return TaskRow(
+) -> dict[str, Any]:
+    """The columns of a new, queued task."""
+    return dict(
         task_id=new_task_id(),
         account_id=account_id,
         external_task_id=external_task_id,
@@ -516,6 +547,31 @@ def _new_row(
 def _apply(row: TaskRow, changes: tr.Changes) -> None:
     for name, value in changes.items():
         setattr(row, name, value)
+
+
+def _fetch_task(connection: Connection, sql: str, params: Sequence[str]) -> Task | None:
+    """Run `sql` on `connection`'s asyncpg driver from inside `greenlet_spawn`; its JSON columns come back
+    decoded (SQLAlchemy's asyncpg dialect sets the codecs on every pooled connection) and its
+    timestamps aware UTC, as the SQLAlchemy path gives them. A connection the error closed is
+    invalidated, so the pool drops it."""
+    driver: Any = connection.connection.driver_connection  # an asyncpg Connection
+    try:
+        record = await_only(driver.fetchrow(sql, *params))
+    except Exception:
+        if driver.is_closed():
+            connection.invalidate()
+        raise
+    if record is None:
+        return None
+    values = {name: record[name] for name in _TASK_FIELDS}
+    for name in _TIMES:
+        if values[name] is not None:
+            values[name] = values[name].astimezone(UTC)
+    return _to_task_values(values)
+
+
+def _to_task_values(values: Mapping[str, Any]) -> Task:
+    return Task(**{name: values[name] for name in _TASK_FIELDS})
 
 
 def _to_task(row: TaskRow | Row[Any]) -> Task:
