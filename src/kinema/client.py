@@ -190,7 +190,9 @@ class Client:
             "GET",
             f"/api/v1/tasks/{task_id}/events",
             headers=headers,
-            timeout=httpx.Timeout(timeout, read=60.0),
+            # (connect, read, write, pool): a tuple, which httpx and starlette's TestClient (httpx2 since
+            # starlette 1.10) both take; neither takes the other's Timeout object.
+            timeout=(timeout, 60.0, timeout, timeout),
         ) as response:
             if response.status_code >= 400:
                 body = json.loads(response.read() or b"{}")
