@@ -10,6 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from av.video.frame import PictureType
 from PIL import Image
 
 from kinema.engine import video
@@ -101,6 +102,23 @@ def test_mp4_is_faststart_with_moov_before_mdat(tmp_path: Path) -> None:
 
     assert boxes[0] == "ftyp"
     assert boxes.index("moov") < boxes.index("mdat")
+
+
+def _picture_types(path: Path) -> set[str]:
+    with av.open(str(path)) as container:
+        return {PictureType(frame.pict_type).name for frame in container.decode(video=0)}
+
+
+def test_small_videos_code_each_frame_as_written_and_large_ones_keep_b_frames(tmp_path: Path) -> None:
+    # Small (built-in model) videos use x264's zerolatency tune, so closing the file flushes nothing; a
+    # large video keeps the lookahead and its B-frames, which pay off in bits there.
+    small, large = tmp_path / "small.mp4", tmp_path / "large.mp4"
+    frames = _clip(24)
+    video.write_video(small, frames, fps=FPS, display_size=video.display_size_for(27, 48))
+    video.write_video(large, frames, fps=FPS, display_size=(540, 960))
+    assert 270 * 480 <= video.LOW_LATENCY_PIXELS < 540 * 960
+    assert "B" not in _picture_types(small)
+    assert "B" in _picture_types(large)
 
 
 def test_many_small_batches_stream_into_one_video(tmp_path: Path) -> None:
