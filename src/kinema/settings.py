@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     # --- the service (kinema serve / kinema worker) -------------------------------------------------
     database_url: str | None = None  # None: SQLite at <data_dir>/kinema.db
     database_pool: int = 32  # Postgres connections each process may hold (+8 in bursts)
+    loop_reads: int = 4  # task-store reads each HTTP process's event loop runs at once (polls)
+    loop_writes: int = 4  # ...and writes (creates without input images); the rest wait their turn
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str | None = None  # how clients reach the server (links in results); None: from host/port

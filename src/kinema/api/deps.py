@@ -42,21 +42,23 @@ async def context(request: Request) -> ApiContext:
 
 async def quick_read(ctx: ApiContext, read: Callable[..., T], *args: Any) -> T:
     """Run a task-store read on the event loop (`TaskStore.on_loop`: SQLite and memory directly, Postgres
-    awaiting its round trip): a hop to the thread pool costs more than such a read (0.3 ms of CPU
-    against 0.1 on SQLite)."""
-    return await ctx.store.on_loop(read, *args)
+    awaiting its round trip) in one of the loop's read turns (`LoopTurns`): a hop to the thread pool
+    costs more than such a read (0.3 ms of CPU against 0.1 on SQLite)."""
+    async with ctx.turns.read():
+        return await ctx.store.on_loop(read, *args)
 
 
 async def quick_write(ctx: ApiContext, write: Callable[..., T], *args: Any) -> T:
     """Run `write` — a request whose only slow part is task-store reads and writes — on the event loop
-    within the store's write turn (`TaskStore.on_loop`), else on the thread pool (no turn within the
-    busy timeout). On a thread, a writer held SQLite's writer queue, or a Postgres transaction, while it
-    waited for the interpreter lock between statements; on the loop nobody competes (docs/service.md).
-    `write` must not fetch, decode media, resolve names or touch remote storage: those belong on the
-    thread pool."""
+    within the store's write turn (`TaskStore.on_loop`) and one of the loop's write turns (`LoopTurns`),
+    else on the thread pool (no store turn within the busy timeout). On a thread, a writer held SQLite's
+    writer queue, or a Postgres transaction, while it waited for the interpreter lock between
+    statements; on the loop nobody competes (docs/service.md). `write` must not fetch, decode media,
+    resolve names or touch remote storage: those belong on the thread pool."""
     async with ctx.store.write_turn() as here:
         if here:
-            return await ctx.store.on_loop(write, *args)
+            async with ctx.turns.write():
+                return await ctx.store.on_loop(write, *args)
     return await run_in_threadpool(write, *args)
 
 

@@ -188,7 +188,7 @@ def build_server(settings: Settings) -> Server:
     """The composition root of `kinema serve`; builds everything, starts nothing."""
     from kinema.api.app import create_app
     from kinema.api.catalog import Catalog
-    from kinema.api.context import ApiConfig, ApiContext
+    from kinema.api.context import ApiConfig, ApiContext, LoopTurns
     from kinema.api.keycache import CachedKeys
     from kinema.cli.services import build_services, callback_sender, notifier
 
@@ -211,6 +211,7 @@ def build_server(settings: Settings) -> Server:
             session_hours=settings.session_hours,
         ),
         secret=services.secret,
+        turns=LoopTurns(settings.loop_reads, settings.loop_writes),
     )
     api = create_app(ctx)
     notify = notifier(sender, observe=api.state.metrics.observe_task)
