@@ -46,7 +46,7 @@ class LoopTurns:
 
     On Postgres every such call awaits its round trips on the loop. Unbounded, 32 requests in flight
     interleaved their round trips, each waiting a full turn of a loop crowded with the others' steps,
-    and Postgres ran 32 transactions against the same two cores: a few at a time finish sooner, and
+    and Postgres ran up to 32 statements at once on the same two cores: a few at a time finish sooner, and
     more of them per second (benchmarks/RESULTS.md, session 8). Reads and writes have turns of their
     own, so creates waiting on an account's row lock never hold up polls. On SQLite and in memory the
     calls never suspend, and a turn is always free."""

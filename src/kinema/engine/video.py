@@ -42,8 +42,8 @@ Frames = NDArray[np.uint8]  # (T, H, W, 3) or one (H, W, 3) frame, RGB
 PRESET = "veryfast"  # libx264: ~45% less CPU than "medium" for ~6% larger files (measured)
 # Videos of at most this many display pixels encode with x264's zerolatency tune (no lookahead, no
 # B-frames): every frame is coded as it is written, so closing a file flushes nothing, where lookahead
-# held the last ~10 frames back until then — 60-90 ms at the end of each built-in clip, a third of all
-# its time outside the model (RESULTS.md, session 8), against files 1.5-1.7x larger at the same CRF.
+# held the last ~10 frames back until then — 60-90 ms at the end of each built-in clip, about half
+# of its time outside the model (RESULTS.md, session 8), against files 1.5-1.7x larger at the same CRF.
 # Larger (GPU) videos keep the lookahead: there the bits matter and the model's steps dwarf the flush.
 LOW_LATENCY_PIXELS = 512 * 512
 KEYFRAME_SECONDS = 2.0  # short GOPs keep browser scrubbing and `read_tail` cheap
@@ -188,9 +188,10 @@ class VideoWriter:
         stream = self._container.add_stream("libx264", rate=self._rate)
         stream.height, stream.width = output
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(self._crf), "preset": PRESET}
+        options: dict[str, object] = {"crf": str(self._crf), "preset": PRESET}
         if output[0] * output[1] <= LOW_LATENCY_PIXELS:
-            stream.options = {**stream.options, "tune": "zerolatency"}
+            options["tune"] = "zerolatency"
+        stream.options = options
         stream.codec_context.gop_size = max(1, round(KEYFRAME_SECONDS * self._rate))
         # Tag what `_encode` converts to, so players do not guess between BT.601 and BT.709.
         stream.codec_context.colorspace = Colorspace.ITU709  # AVCOL_SPC_BT709 has the same value, 1
