@@ -76,6 +76,51 @@ def test_resume_from_shipped_weights_alone(tmp_path: Path) -> None:
         torch.testing.assert_close(a, b)
 
 
+def test_should_stop_ends_the_run_after_the_step_in_hand_with_a_checkpoint(tmp_path: Path) -> None:
+    run = trainer(tmp_path)
+    run.run(minutes=10, max_steps=50, should_stop=lambda: run.step >= 2)
+    assert run.step == 2
+    again = trainer(tmp_path)
+    assert "resumed full state" in again.resume() and again.step == 2
+
+
+def test_sigterm_stops_kinema_train_with_a_checkpoint_and_exit_zero(tmp_path: Path) -> None:
+    """A supervisor's SIGTERM (or Ctrl-C) keeps the steps since the last checkpoint."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    weights, state = tmp_path / "w.safetensors", tmp_path / "state.pt"
+    command = [str(Path(sys.executable).with_name("kinema")), "train", "builtin", "--preset", "tiny"]
+    command += ["--batch-size", "2"]
+    command += ["--minutes", "10", "--weights", str(weights), "--state", str(state)]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # the first progress line (step 50) shows training is under way
+        line = process.stdout.readline()
+        lines.append(line)
+        if not line or '"step"' in line:
+            break
+    assert '"step"' in lines[-1], "".join(lines)
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, "".join(lines) + out
+    assert "SIGTERM" in out and "stopped at step" in out
+    steps = read_card(weights)["training"]["steps"]
+    assert steps >= 50
+    assert torch.load(state, weights_only=False)["step"] == steps
+
+
 def test_worker_processes_render_the_same_steps_as_the_thread(tmp_path: Path) -> None:
     """A GPU run renders ahead in processes; on the CPU that must train exactly as the one thread does."""
     alone = trainer(tmp_path / "thread")

@@ -321,13 +321,27 @@ class Trainer:
         for e, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
             e.lerp_(p, 1.0 - decay)
 
-    def run(self, minutes: float, *, max_steps: int | None = None) -> None:
-        """Train for `minutes` of wall time (or `max_steps`), checkpointing on the way and at the end."""
+    def run(
+        self,
+        minutes: float,
+        *,
+        max_steps: int | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Train for `minutes` of wall time (or `max_steps`), checkpointing on the way and at the end.
+
+        `should_stop` is asked before each step; when it says yes (the CLI's SIGINT / SIGTERM handler),
+        the run ends after the step in hand with the same final checkpoint as at the budget's end.
+        """
         self.model.train()
         start = last_save = time.monotonic()
         losses: list[float] = []
         batches = self._batches()
-        while (time.monotonic() - start) / 60 < minutes and (max_steps is None or max_steps > 0):
+        while (
+            (time.monotonic() - start) / 60 < minutes
+            and (max_steps is None or max_steps > 0)
+            and not should_stop()
+        ):
             tick = time.monotonic()
             losses.append(self.train_step(next(batches)))
             self.minutes += (time.monotonic() - tick) / 60
