@@ -109,8 +109,8 @@ class Cycle:
     burst of 32 creates is 3 % of a 5,000-request phase's creates, enough to be their p99."""
 
     skip: int = 0  # polls the first cycle leaves out
-    task_id: str = ""
-    polls: int = -1  # -1: nothing created yet
+    task_id: str = ""  # none yet: the next request creates one
+    polls: int = 0
 
 
 async def drive(
@@ -122,7 +122,7 @@ async def drive(
         start = time.perf_counter()
         if load.path:
             kind, (status, body) = "get", await call("GET", load.path, None)
-        elif cycle.polls < 0 or cycle.polls >= load.polls:
+        elif not cycle.task_id or cycle.polls >= load.polls:
             kind, (status, body) = "create", await call("POST", "/api/v1/tasks", create_body(budget[0]))
             if status == 200:
                 cycle.task_id, cycle.polls = json.loads(body)["data"]["id"], cycle.skip

@@ -6,7 +6,9 @@ Errors print one clear sentence and exit with status 2; a live progress bar show
 from __future__ import annotations
 
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,6 +55,36 @@ def clear_errors() -> Iterator[None]:
         raise fail(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
     except FileNotFoundError as exc:
         raise fail(f"file not found: {exc.filename}") from None
+
+
+@contextmanager
+def stop_signals(
+    first: Callable[[str], None], again: Callable[[str], None] | None = None
+) -> Iterator[threading.Event]:
+    """SIGINT / SIGTERM set the yielded event after `first(name)`: the caller winds down. A later one
+    calls `again(name)`, or with no `again` the handler that was there before (SIGTERM's default ends the
+    process, SIGINT's raises KeyboardInterrupt). The previous handlers are back on the way out."""
+    stop = threading.Event()
+    previous: dict[int, Any] = {}
+
+    def handle(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if not stop.is_set():
+            first(name)
+            stop.set()
+        elif again is not None:
+            again(name)
+        else:
+            signal.signal(signum, previous[signum])
+            signal.raise_signal(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handle)
+    try:
+        yield stop
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
 
 
 def build_engine(settings: Settings) -> Any:

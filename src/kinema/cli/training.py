@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import signal
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from kinema.cli.main import build_engine, clear_errors, console, eval_app, train_app
+from kinema.cli.main import build_engine, clear_errors, console, eval_app, stop_signals, train_app
 from kinema.settings import Settings
 
 
@@ -71,35 +67,15 @@ def train_builtin(
         )
         if resume:
             console.print(trainer.resume())
-        with _stop_on_signal() as stop:
+        stopping = stop_signals(  # the step in hand ends with a checkpoint; a second signal kills it
+            lambda name: console.print(
+                f"[yellow]{name}:[/yellow] stopping after this step and saving a checkpoint "
+                "(send it again to stop at once)"
+            )
+        )
+        with stopping as stop:
             trainer.run(minutes, should_stop=stop.is_set)
     typer.echo(str(target))
-
-
-@contextlib.contextmanager
-def _stop_on_signal() -> Iterator[threading.Event]:
-    """SIGINT / SIGTERM end training after the step in hand, with a checkpoint; a second one kills it."""
-    stop = threading.Event()
-    previous: dict[int, Any] = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def handle(signum: int, _frame: object) -> None:
-        if stop.is_set():  # asked twice: stop now, losing the steps since the last checkpoint
-            signal.signal(signum, previous[signum])
-            signal.raise_signal(signum)
-            return
-        stop.set()
-        console.print(
-            f"[yellow]{signal.Signals(signum).name}:[/yellow] stopping after this step and saving a "
-            "checkpoint (send it again to stop at once)"
-        )
-
-    for sig in previous:
-        signal.signal(sig, handle)
-    try:
-        yield stop
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 @eval_app.command("builtin")

@@ -8,17 +8,14 @@ second signal stops them between steps, and they are queued again for another wo
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
 
-from kinema.cli.main import app, build_engine, clear_errors, console, fail
+from kinema.cli.main import app, build_engine, clear_errors, console, fail, stop_signals
 from kinema.settings import Settings
 
 log = logging.getLogger("kinema.worker")
@@ -97,27 +94,19 @@ def served_models(available: list[str], wanted: str | None) -> list[str]:
 
 def run_until_signalled(pool: Any, *, grace: float) -> None:
     """Run `pool` until SIGINT/SIGTERM, then stop it: `grace` s to finish, a second signal aborts."""
-    stopping = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        del frame
-        if stopping.is_set():
-            log.warning("second %s: stopping running tasks between steps", signal.Signals(signum).name)
-            pool.abort()
-        else:
-            log.info("%s: no new tasks; letting running ones finish", signal.Signals(signum).name)
-        stopping.set()
+    def again(name: str) -> None:
+        log.warning("second %s: stopping running tasks between steps", name)
+        pool.abort()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with stop_signals(
+        lambda name: log.info("%s: no new tasks; letting running ones finish", name), again
+    ) as stop:
         pool.start()
-        while not stopping.wait(0.5) and pool.running:
+        while not stop.wait(0.5) and pool.running:
             pass
         if not pool.stop(timeout=grace):
             log.warning("some tasks did not stop in time; their leases will expire and they run again")
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def shown_url(settings: Settings) -> str:
