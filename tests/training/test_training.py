@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from kinema.backends.builtin_weights import load_model, read_card
+from kinema.errors import InvalidRequest
 from kinema.training.builtin import TrainConfig, Trainer
 from kinema.training.data import make_batch
 from kinema.world.scene import held_out_triples
@@ -178,3 +179,56 @@ def test_the_gpu_sitting_script_trains_resumes_and_leaves_weights_card_and_log(t
     assert read_card(tmp_path / "tiny.safetensors")["training"]["steps"] == last["total_steps"]
     assert (tmp_path / "train.log").read_text().strip() == runs[1].stdout.strip()
     assert not (tmp_path / "state.pt").exists()
+
+
+def learning_rates(run: Trainer, steps: int) -> list[float]:
+    """The rate each of the next steps trains with (the run may end sooner)."""
+    seen: list[float] = []
+    step = run.train_step
+
+    def recording(data: dict[str, torch.Tensor] | None = None) -> float:
+        loss = step(data)
+        seen.append(run.optimizer.param_groups[0]["lr"])
+        return loss
+
+    run.train_step = recording  # type: ignore[method-assign]
+    run.run(minutes=10, max_steps=steps)
+    run.train_step = step  # type: ignore[method-assign]
+    return seen
+
+
+def test_a_cooldown_decays_the_rate_to_zero_then_ends_the_run(tmp_path: Path) -> None:
+    run = trainer(tmp_path)
+    lr = TINY.lr
+    assert learning_rates(run, 3) == pytest.approx([lr / 2, lr, lr])  # warmup over 2 steps
+    assert "from step 3 to 7" in run.start_cooldown(4)
+    assert learning_rates(run, 50) == pytest.approx([lr, 0.75 * lr, 0.5 * lr, 0.25 * lr])
+    assert run.step == 7 and run.cooled_down()
+    assert read_card(tmp_path / "w.safetensors")["training"]["cooldown"] == {"start": 3, "steps": 4}
+    with pytest.raises(InvalidRequest, match="at least 1 step"):
+        run.start_cooldown(0)
+
+
+def test_a_resumed_cooldown_goes_on_and_a_run_after_it_warms_up_again(tmp_path: Path) -> None:
+    run = trainer(tmp_path)
+    run.run(minutes=10, max_steps=2)
+    run.start_cooldown(4)
+    run.run(minutes=10, max_steps=2)  # stopped half way, as by the budget or a signal
+    resumed = trainer(tmp_path)
+    resumed.resume()
+    assert "continuing the cooldown from step 2 to 6 (2 left)" in resumed.start_cooldown(10)
+    lr = TINY.lr
+    assert learning_rates(resumed, 50) == pytest.approx([0.5 * lr, 0.25 * lr])
+    again = trainer(tmp_path)
+    again.resume()
+    assert learning_rates(again, 3) == pytest.approx([lr / 2, lr, lr])  # warmup from step 6
+    assert again.step == 9 and again.cooldown is None
+
+
+def test_resuming_shipped_weights_with_a_fresh_optimiser_warms_up_again(tmp_path: Path) -> None:
+    first = trainer(tmp_path)
+    first.run(minutes=10, max_steps=3)
+    (tmp_path / "state.pt").unlink()
+    again = trainer(tmp_path)
+    again.resume()
+    assert learning_rates(again, 2) == pytest.approx([TINY.lr / 2, TINY.lr])

@@ -33,6 +33,10 @@ def train_builtin(
     preset: Annotated[str, typer.Option(help="Architecture of a fresh run (kinema.models.dit.PRESETS).")] = (
         "builtin-s"
     ),
+    cooldown_steps: Annotated[
+        int | None,
+        typer.Option(help="Decay the learning rate linearly to zero over this many steps, then stop."),
+    ] = None,
 ) -> None:
     """Train the built-in model on the rendered world, checkpointing as it goes."""
     import torch
@@ -67,6 +71,8 @@ def train_builtin(
         )
         if resume:
             console.print(trainer.resume())
+        if cooldown_steps is not None:
+            console.print(trainer.start_cooldown(cooldown_steps))
         stopping = stop_signals(  # the step in hand ends with a checkpoint; a second signal kills it
             lambda name: console.print(
                 f"[yellow]{name}:[/yellow] stopping after this step and saving a checkpoint "

@@ -194,6 +194,9 @@ class Trainer:
         self.clips_seen = 0
         self.minutes = 0.0
         self.history: list[dict[str, Any]] = []
+        self.warm_from = 0  # the learning rate warms up over warmup_steps from this step
+        # {"start", "steps"} while the rate decays to zero, after which the run ends (start_cooldown)
+        self.cooldown: dict[str, int] | None = None
 
     # --- state -------------------------------------------------------------------------------------
     def resume(self) -> str:
@@ -214,6 +217,7 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.step, self.clips_seen, self.minutes = state["step"], state["clips_seen"], state["minutes"]
             self.history = state["history"]
+            self.warm_from, self.cooldown = state.get("warm_from", 0), state.get("cooldown")
             return f"resumed full state from {self.state_path} at step {self.step}"
         if self.weights_path.is_file():
             shipped = load_model(self.weights_path)
@@ -223,6 +227,7 @@ class Trainer:
             record = card.get("training", {})
             self.step, self.clips_seen = record.get("steps", 0), record.get("clips_seen", 0)
             self.minutes, self.history = record.get("minutes", 0.0), record.get("history", [])
+            self.warm_from = self.step  # a fresh optimiser warms up again
             return (
                 f"resumed from shipped EMA weights {self.weights_path} at step {self.step} (fresh optimiser)"
             )
@@ -239,6 +244,8 @@ class Trainer:
             "minutes": self.minutes,
             "history": self.history,
             "config": asdict(self.config),
+            "warm_from": self.warm_from,
+            "cooldown": self.cooldown,
         }
         tmp = self.state_path.with_suffix(".tmp")
         torch.save(state, tmp)
@@ -252,9 +259,33 @@ class Trainer:
             "minutes": round(self.minutes, 2),
             "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
             "config": asdict(self.config),
+            "cooldown": self.cooldown,
             "history": self.history,
         }
         save_model(self.ema, self.weights_path, card)
+
+    # --- learning rate ---------------------------------------------------------------------------
+    def start_cooldown(self, steps: int) -> str:
+        """Decay the learning rate linearly to zero over the next `steps` steps, then end the run (the
+        decay phase of a warmup-stable-decay schedule). A cooldown already under way goes on instead."""
+        if steps < 1:
+            raise InvalidRequest(f"a cooldown needs at least 1 step, not {steps}")
+        if self.cooldown is not None and not self.cooled_down():
+            start = self.cooldown["start"]
+            end = start + self.cooldown["steps"]
+            return f"continuing the cooldown from step {start} to {end} ({end - self.step} left)"
+        self.cooldown = {"start": self.step, "steps": steps}
+        return f"cooling down: the learning rate falls to zero from step {self.step} to {self.step + steps}"
+
+    def cooled_down(self) -> bool:
+        return self.cooldown is not None and self.step >= self.cooldown["start"] + self.cooldown["steps"]
+
+    def lr_at(self, step: int) -> float:
+        """Warmup from `warm_from`, then constant; during a cooldown, falling linearly toward zero."""
+        rate = self.config.lr * min(1.0, (step - self.warm_from + 1) / self.config.warmup_steps)
+        if self.cooldown is not None:
+            rate *= max(0.0, 1.0 - (step - self.cooldown["start"]) / self.cooldown["steps"])
+        return rate
 
     # --- loop --------------------------------------------------------------------------------------
     def batch_for(self, step: int) -> dict[str, torch.Tensor]:
@@ -273,7 +304,7 @@ class Trainer:
         }
         noise = found["noise"] if "noise" in found else self._noise(self.step, found["clips"])
         for group in self.optimizer.param_groups:
-            group["lr"] = c.lr * min(1.0, (self.step + 1) / c.warmup_steps)
+            group["lr"] = self.lr_at(self.step)
         # bf16 matmuls run ~3x faster than fp32 on CPUs with AVX512-BF16/AMX (and GPUs); weights and the
         # loss stay fp32.
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bool(c.bf16)):
@@ -331,8 +362,13 @@ class Trainer:
         """Train for `minutes` of wall time (or `max_steps`), checkpointing on the way and at the end.
 
         `should_stop` is asked before each step; when it says yes (the CLI's SIGINT / SIGTERM handler),
-        the run ends after the step in hand with the same final checkpoint as at the budget's end.
+        the run ends after the step in hand with the same final checkpoint as at the budget's end. A
+        cooldown (`start_cooldown`) ends the run at its last step; a run that starts after a finished
+        cooldown warms the learning rate up again from the current step.
         """
+        if self.cooled_down():
+            self.log(f"the cooldown ended at step {self.step}; warming the learning rate up again")
+            self.cooldown, self.warm_from = None, self.step
         self.model.train()
         start = last_save = time.monotonic()
         losses: list[float] = []
@@ -341,6 +377,7 @@ class Trainer:
             (time.monotonic() - start) / 60 < minutes
             and (max_steps is None or max_steps > 0)
             and not should_stop()
+            and not self.cooled_down()
         ):
             tick = time.monotonic()
             losses.append(self.train_step(next(batches)))
@@ -350,7 +387,12 @@ class Trainer:
             if self.step % 50 == 0:
                 avg = float(np.mean(losses[-50:]))
                 self.history.append(
-                    {"step": self.step, "minutes": round(self.minutes, 2), "loss": round(avg, 5)}
+                    {
+                        "step": self.step,
+                        "minutes": round(self.minutes, 2),
+                        "loss": round(avg, 5),
+                        "lr": float(f"{self.lr_at(self.step - 1):.3g}"),
+                    }
                 )
                 self.log(json.dumps(self.history[-1]))
             if (time.monotonic() - last_save) / 60 >= self.config.checkpoint_minutes:
