@@ -1,4 +1,5 @@
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -170,6 +171,10 @@ def test_seam_report_finds_an_injected_jump() -> None:
     report = seam_report(np.concatenate([render(scene, 16), shifted]), [16])
     assert report.centroid_jumps[0] == pytest.approx(math.hypot(5.0, scene.speed), abs=0.2)
     assert report.max_jump > report.step_p95 + 1.0 and not report.smooth()
+    summary = report.as_dict()
+    assert json.loads(json.dumps(summary)) == summary
+    assert summary["seams"] == 1 and summary["seams_jumping"] == 1 and summary["smooth"] is False
+    assert summary["max_centroid_jump_px"] == pytest.approx(report.max_jump, abs=0.01)
 
 
 def test_seam_report_is_quiet_on_a_continuous_render() -> None:
@@ -180,6 +185,18 @@ def test_seam_report_is_quiet_on_a_continuous_render() -> None:
         assert report.colour_jumps == (0.0,) * 4
         assert (report.object_drift, report.background_drift) == (0.0, 0.0)
         assert report.smooth()
+        summary = report.as_dict()
+        assert (summary["seams"], summary["seams_jumping"], summary["seams_losing_the_object"]) == (4, 0, 0)
+        assert summary["smooth"] is True and summary["object_drift_rgb"] == 0.0
+
+
+def test_seam_report_counts_a_seam_that_loses_the_object() -> None:
+    scene = sample_scene(np.random.default_rng(12), aspect="16:9", background="navy", motion="left")
+    frames = render(scene, 32)
+    frames[16] = frames[16, 0, 0]  # the next segment opens on a frame without the object
+    summary = seam_report(frames, [16]).as_dict()
+    assert summary["seams_losing_the_object"] == 1 and summary["max_centroid_jump_px"] is None
+    assert summary["smooth"] is False
 
 
 def test_seam_report_reads_the_colour_of_a_blurred_object() -> None:

@@ -178,9 +178,10 @@ def _long_video(engine: Engine, config: EvalConfig, work: Path, log: Callable[[s
     step = caps.max_frames - caps.context_frames
     seams = list(range(start_frames, frames.shape[0], step))  # every extension segment starts a seam
     seam = checker.seam_report(frames, seams)
-    log(f"long video: {frames.shape[0]} frames, {seam}")
+    summary = seam.as_dict()
+    log(f"long video: {frames.shape[0]} frames, " + ", ".join(f"{k} {v}" for k, v in summary.items()))
     return {
         "frames": int(frames.shape[0]),
         "seconds": round(frames.shape[0] / caps.fps, 2),
-        "seams": seam.as_dict() if hasattr(seam, "as_dict") else str(seam),
+        "seams": summary,
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -104,6 +105,29 @@ class SeamReport:
     def max_jump(self) -> float:
         """The largest centroid jump at a seam, px; NaN if the object is lost at a seam."""
         return float(np.max(self.centroid_jumps)) if self.seams else 0.0
+
+    def as_dict(self, *, slack_px: float = 1.0, drift_rgb: float = 20.0) -> dict[str, Any]:
+        """The report in numbers a person can read (and JSON can hold): the worst seam against the
+        ordinary frame-to-frame steps, how many seams jump or lose the object, drift, the verdict."""
+        jumps = np.asarray(self.centroid_jumps, dtype=float)
+        colours = np.asarray(self.colour_jumps, dtype=float)
+
+        def num(value: float) -> float | None:
+            return None if math.isnan(value) else round(float(value), 2)
+
+        return {
+            "seams": len(self.seams),
+            "max_centroid_jump_px": num(float(np.nanmax(jumps))) if np.isfinite(jumps).any() else None,
+            "step_median_px": num(self.step_median),
+            "step_p95_px": num(self.step_p95),
+            "seams_jumping": int((jumps > self.step_p95 + slack_px).sum()),
+            "seams_losing_the_object": int(np.isnan(jumps).sum()),
+            "max_colour_jump_rgb": num(float(np.nanmax(colours))) if np.isfinite(colours).any() else None,
+            "colour_step_p95_rgb": num(self.colour_step_p95),
+            "object_drift_rgb": num(self.object_drift),
+            "background_drift_rgb": num(self.background_drift),
+            "smooth": self.smooth(slack_px=slack_px, drift_rgb=drift_rgb),
+        }
 
     def smooth(self, *, slack_px: float = 1.0, drift_rgb: float = 20.0) -> bool:
         """No seam jump beyond the p95 ordinary step plus slack and no colour drift; NaN fails."""
