@@ -66,9 +66,11 @@ def clip_timing(engine: Engine, backend: BuiltinBackend, runs: int) -> dict[str,
     return {"clip_wall_s": wall, "outside_forward_share": 1.0 - inside[0] / sum(walls)}
 
 
-def forward_efficiency(backend: BuiltinBackend, peak: float) -> dict[str, float]:
+def forward_efficiency(backend: BuiltinBackend, peak: float, *, compiled: bool = False) -> dict[str, float]:
     """FLOPs of one guided forward (batch 2, one 16-frame 16:9 window) and the GFLOP/s it reaches.
-    The forward is the sampler's per-step call: the caption enters encoded once per clip."""
+    The forward is the sampler's per-step call: the caption enters encoded once per clip. `compiled`
+    times the same forward under torch.compile (inductor fuses the element-wise ops between the
+    matmuls) and reports what the compilation cost."""
     net = backend.net
     x = torch.randn(2, 3, 16, 27, 48)
     mask, t, ids = torch.zeros(2, 1, 16, 27, 48), torch.full((2,), 0.5), torch.ones(2, 16, dtype=torch.long)
@@ -78,21 +80,26 @@ def forward_efficiency(backend: BuiltinBackend, peak: float) -> dict[str, float]
         net(x, mask, t, text=text)
     flops = counter.get_total_flops()
     seconds = float("inf")
+    forward = torch.compile(net) if compiled else net
     with torch.no_grad():
-        net(x, mask, t, text=text)
+        start = time.perf_counter()
+        forward(x, mask, t, text=text)
+        first = time.perf_counter() - start
         for _ in range(4):  # the best of four trials, as for the peak it is divided by
             start = time.perf_counter()
             for _ in range(5):
-                net(x, mask, t, text=text)
+                forward(x, mask, t, text=text)
             seconds = min(seconds, (time.perf_counter() - start) / 5)
     achieved = flops / seconds / 1e9
-    return {
-        "forward_gflop": flops / 1e9,
-        "forward_ms": seconds * 1e3,
-        "forward_gflops": achieved,
-        "matmul_peak_gflops": peak,
-        "flop_efficiency": achieved / peak,
+    prefix = "compiled_" if compiled else ""
+    numbers = {
+        f"{prefix}forward_ms": seconds * 1e3,
+        f"{prefix}forward_gflops": achieved,
+        f"{prefix}flop_efficiency": achieved / peak,
     }
+    if compiled:
+        return {**numbers, "compile_s": first}
+    return {"forward_gflop": flops / 1e9, **numbers, "matmul_peak_gflops": peak}
 
 
 def peak_rss_mb(seconds: float) -> tuple[float, float]:
@@ -134,12 +141,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument(
+        "--compiled", action="store_true", help="also time the forward under torch.compile (about a minute)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     backend = BuiltinBackend()
     engine = Engine(lambda model: backend)
     peak = matmul_peak()
     numbers = {**clip_timing(engine, backend, args.runs), **forward_efficiency(backend, peak)}
+    if args.compiled:
+        numbers.update(forward_efficiency(backend, peak, compiled=True))
     if not args.skip_memory:
         (short, short_gen), (long, long_gen) = peak_rss_mb(0.0), peak_rss_mb(170.0)
         numbers.update(
@@ -151,7 +163,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 "gen_3min_mb": long_gen,
             }
         )
-    print(f"# python -m benchmarks.builtin_speed --runs {args.runs} --threads {args.threads}")
+    flags = " --compiled" if args.compiled else ""
+    print(f"# python -m benchmarks.builtin_speed --runs {args.runs} --threads {args.threads}{flags}")
     print(f"5-second clip (40 frames at 8 fps, 16:9, std): {numbers['clip_wall_s']:.2f} s wall (goal <= 5 s)")
     print(f"time outside the model forward: {numbers['outside_forward_share']:.1%} (goal < 5 %)")
     print(
@@ -159,6 +172,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         f"{numbers['forward_gflops']:.1f} GFLOP/s vs matmul peak {peak:.1f} GFLOP/s = "
         f"{numbers['flop_efficiency']:.1%} (goal >= 50 %)"
     )
+    if args.compiled:
+        print(
+            f"forward under torch.compile: {numbers['compiled_forward_ms']:.1f} ms = "
+            f"{numbers['compiled_forward_gflops']:.1f} GFLOP/s = {numbers['compiled_flop_efficiency']:.1%} "
+            f"(compiled in {numbers['compile_s']:.0f} s, once per process and input shape)"
+        )
     if "memory_ratio_3min_vs_10s" in numbers:
         print(
             f"peak RSS: 3-minute video {numbers['rss_3min_mb']:.0f} MB vs 10-second "
