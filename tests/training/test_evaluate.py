@@ -70,6 +70,8 @@ def test_the_harness_reads_every_rule_back_from_the_rendered_world() -> None:
     assert t2v["clips"] == 12
     for attribute in ("background", "colour", "shape", "motion"):
         assert t2v["all"][attribute] == 1.0, t2v
+    assert len(t2v["by_motion"]) >= 6 and set(t2v["by_motion"].values()) == {1.0}
+    assert set(t2v["by_shape"]) <= {"circle", "square", "triangle", "star"} and len(t2v["by_shape"]) >= 3
     boundary = t2v["boundary_steps"]
     assert boundary["every"] == 8 and boundary["clips"] >= 2
     assert boundary["median_ratio"] == pytest.approx(1.0, abs=0.25)

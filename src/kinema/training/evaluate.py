@@ -106,6 +106,7 @@ def _text_to_video(
     caps = engine.backend_for("builtin").capabilities()
     stride = caps.max_frames - caps.context_frames  # a new stretch of frames begins every `stride`
     ratios: list[float] = []
+    by: dict[str, dict[str, list[bool]]] = {"motion": {}, "shape": {}}  # what each word scored
     for i, (prompt, aspect, held) in enumerate(eval_prompts(config)):
         request = TextToVideo(
             prompt=prompt,
@@ -120,6 +121,10 @@ def _text_to_video(
         reading = checker.read_clip(frames)
         expected = parse(prompt)
         grades = checker.grade(expected, reading)
+        for attribute, hits in by.items():
+            word = getattr(expected, attribute)
+            if word is not None and attribute in grades:
+                hits.setdefault(word, []).append(grades[attribute])
         if expected.motion in ("left", "right", "up", "down") and len(frames) > stride:
             ratios.append(_boundary_ratio(frames, stride))
         (held_rows if held else rows).append(grades)
@@ -130,6 +135,10 @@ def _text_to_video(
         "held_out": checker.summarise(held_rows),
         "all": checker.summarise(rows + held_rows),
         "clips": len(rows) + len(held_rows),
+        **{
+            f"by_{attribute}": {word: round(float(np.mean(h)), 3) for word, h in sorted(hits.items())}
+            for attribute, hits in by.items()
+        },
         "boundary_steps": {
             "clips": int(np.isfinite(ratios).sum()),
             "every": stride,
