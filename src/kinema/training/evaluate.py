@@ -103,8 +103,7 @@ def _text_to_video(
 ) -> dict[str, Any]:
     rows: list[dict[str, bool]] = []
     held_rows: list[dict[str, bool]] = []
-    caps = engine.backend_for("builtin").capabilities()
-    stride = caps.max_frames - caps.context_frames  # a new stretch of frames begins every `stride`
+    stride = _stride(engine)
     ratios: list[float] = []
     by: dict[str, dict[str, list[bool]]] = {"motion": {}, "shape": {}}  # what each word scored
     for i, (prompt, aspect, held) in enumerate(eval_prompts(config)):
@@ -145,6 +144,12 @@ def _text_to_video(
             "median_ratio": round(float(np.nanmedian(ratios)), 2) if np.isfinite(ratios).any() else None,
         },
     }
+
+
+def _stride(engine: Engine) -> int:
+    """Frames each chained segment adds: a new stretch of frames begins every `stride` frames."""
+    caps = engine.backend_for("builtin").capabilities()
+    return caps.max_frames - caps.context_frames
 
 
 def _boundary_ratio(frames: np.ndarray, stride: int) -> float:
@@ -207,14 +212,13 @@ def _long_video(engine: Engine, config: EvalConfig, work: Path, log: Callable[[s
         work / "long-1",
     )
     frames = _read_back(result.candidates[0].video or "", "16:9")
-    caps = engine.backend_for("builtin").capabilities()
-    step = caps.max_frames - caps.context_frames
-    seams = list(range(start_frames, frames.shape[0], step))  # every extension segment starts a seam
+    fps = engine.backend_for("builtin").capabilities().fps
+    seams = list(range(start_frames, frames.shape[0], _stride(engine)))  # each extension segment starts one
     seam = checker.seam_report(frames, seams)
     summary = seam.as_dict()
     log(f"long video: {frames.shape[0]} frames, " + ", ".join(f"{k} {v}" for k, v in summary.items()))
     return {
         "frames": int(frames.shape[0]),
-        "seconds": round(frames.shape[0] / caps.fps, 2),
+        "seconds": round(frames.shape[0] / fps, 2),
         "seams": summary,
     }
