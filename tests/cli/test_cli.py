@@ -136,6 +136,7 @@ def test_training_refuses_a_bad_device_preset_or_batch_in_one_sentence(tmp_path:
         ("--data-workers", "-2"): "data_workers must be 0 or more, not -2",
         ("--device", "quantum"): "unknown training device 'quantum'",
         ("--cooldown-steps", "0"): "a cooldown needs at least 1 step, not 0",
+        ("--object-weight", "-1"): "object_weight must be 0 or more, not -1.0",
     }
     for args, message in cases.items():
         result = runner.invoke(app, ["train", "builtin", "--minutes", "0.01", *where, *args])

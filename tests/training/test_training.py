@@ -1,5 +1,6 @@
 import dataclasses
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -7,7 +8,8 @@ import torch
 
 from kinema.backends.builtin_weights import load_model, read_card
 from kinema.errors import InvalidRequest
-from kinema.training.builtin import TrainConfig, Trainer
+from kinema.models.dit import VideoDiT
+from kinema.training.builtin import TrainConfig, Trainer, loss_fn, object_mask
 from kinema.training.data import make_batch
 from kinema.world.scene import held_out_triples
 
@@ -232,3 +234,68 @@ def test_resuming_shipped_weights_with_a_fresh_optimiser_warms_up_again(tmp_path
     again = trainer(tmp_path)
     again.resume()
     assert learning_rates(again, 2) == pytest.approx([TINY.lr / 2, TINY.lr])
+
+
+def test_the_object_mask_covers_the_object_and_a_rim_not_the_background() -> None:
+    from kinema.world.captions import parse
+    from kinema.world.scene import BACKGROUNDS
+
+    batch = make_batch(np.random.default_rng(3), size=8, aspect="1:1", num_frames=8)
+    clips = torch.from_numpy(batch.clips)
+    core, grown = object_mask(clips, margin=0), object_mask(clips)
+    share = core.mean(dim=(1, 2, 3, 4))
+    assert ((share > 0.005) & (share < 0.3)).all()  # every clip has an object, far smaller than a frame
+    assert (grown >= core).all() and grown.sum() > core.sum()
+    for i, text in enumerate(batch.captions):
+        if text:  # outside the mask, exactly the background the caption names
+            rgb = torch.tensor(BACKGROUNDS[parse(text).background or ""], dtype=torch.float32) / 127.5 - 1
+            outside = (grown[i, 0] == 0)[None].expand(3, -1, -1, -1)
+            expected = rgb[:, None, None, None].expand_as(clips[i])
+            assert torch.allclose(clips[i][outside], expected[outside], atol=1e-5)
+
+
+class Echo(torch.nn.Module):
+    """Predicts a fixed clip whatever it is given, so the loss is a known function of the error."""
+
+    def __init__(self, prediction: torch.Tensor) -> None:
+        super().__init__()
+        self.prediction = prediction
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, t: torch.Tensor, ids: torch.Tensor
+    ) -> torch.Tensor:
+        return self.prediction
+
+
+def test_the_object_weight_counts_errors_on_the_object_more_than_on_the_background() -> None:
+    batch = make_batch(np.random.default_rng(4), size=2, aspect="16:9", num_frames=8)
+    clips, given = torch.from_numpy(batch.clips), torch.zeros(2, 1, 8, 1, 1)
+    ids, t, noise = torch.from_numpy(batch.ids), torch.ones(2), torch.zeros_like(clips)
+    on = object_mask(clips, margin=0).bool().expand_as(clips)
+
+    def loss(error_on_object: bool, weight: float) -> float:
+        wrong = clips.clone()
+        where = on if error_on_object else ~object_mask(clips).bool().expand_as(clips)
+        pixels = int(where.sum())
+        wrong[where] += 0.5 * (clips.numel() / pixels) ** 0.5  # the same total squared error either way
+        model = cast(VideoDiT, Echo(wrong))
+        return float(loss_fn(model, clips, given, ids, t, noise, 0.5, weight))
+
+    assert loss(True, 0.0) == pytest.approx(loss(False, 0.0), rel=1e-4)  # a plain mean: no preference
+    assert loss(True, 4.0) > 2.5 * loss(False, 4.0)
+    exact = float(loss_fn(cast(VideoDiT, Echo(clips)), clips, given, ids, t, noise, 0.5, 4.0))
+    assert exact == 0.0
+
+
+def test_a_change_of_object_weight_is_recorded_where_it_happened(tmp_path: Path) -> None:
+    plain = trainer(tmp_path, dataclasses.replace(TINY, object_weight=0.0))
+    plain.run(minutes=10, max_steps=2)
+    assert plain.loss_changes == [{"step": 0, "object_weight": 0.0}]
+    weighted = trainer(tmp_path, dataclasses.replace(TINY, object_weight=4.0))
+    weighted.resume()
+    weighted.run(minutes=10, max_steps=2)
+    weighted.run(minutes=10, max_steps=1)  # the same weight again: nothing new
+    changes = [{"step": 0, "object_weight": 0.0}, {"step": 2, "object_weight": 4.0}]
+    assert read_card(tmp_path / "w.safetensors")["training"]["loss_changes"] == changes
+    with pytest.raises(InvalidRequest, match="object_weight must be 0 or more"):
+        trainer(tmp_path, dataclasses.replace(TINY, object_weight=-1.0))

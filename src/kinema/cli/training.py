@@ -37,6 +37,10 @@ def train_builtin(
         int | None,
         typer.Option(help="Decay the learning rate linearly to zero over this many steps, then stop."),
     ] = None,
+    object_weight: Annotated[
+        float,
+        typer.Option(help="Extra loss weight of the pixels on and around the object (0: plain mean)."),
+    ] = 4.0,
 ) -> None:
     """Train the built-in model on the rendered world, checkpointing as it goes."""
     import torch
@@ -62,6 +66,7 @@ def train_builtin(
             batch_size=batch_size,
             data_workers=data_workers,
             preset=preset,
+            object_weight=object_weight,
         )
         trainer = Trainer(  # checks the preset, batch size, workers and device
             config,
